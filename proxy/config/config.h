@@ -1,0 +1,97 @@
+// The validated configuration: plain data, built once by loadConfig() and then shared read-only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gatehouse {
+
+enum class Protocol { Imap, Pop3, Submission, Http };
+enum class TlsMode { None, StartTls, Implicit };
+
+const char* protocolName(Protocol p);  // "imap", "pop3", "submission", "http"
+const char* alpnName(Protocol p);      // "imap", "pop3", "smtp", "http/1.1"
+
+struct CertificateConfig {
+  std::string cert_file;           // PEM chain
+  std::string key_file;            // PEM private key
+  std::vector<std::string> names;  // SNI names served by it; the first certificate is the default
+};
+
+struct ListenerConfig {
+  std::string name;  // for logs; defaults to "<protocol>-<port>"
+  std::string address;
+  uint16_t port = 0;
+  Protocol protocol = Protocol::Imap;
+  TlsMode tls = TlsMode::None;
+  bool require_tls_for_auth = true;  // LOGINDISABLED until STARTTLS on a starttls listener
+};
+
+struct BackendConfig {
+  std::string name;                     // what the directory's route names
+  std::string address;                  // IP literal; Gatehouse never resolves names from LDAP
+  std::map<Protocol, uint16_t> ports;   // per protocol
+  TlsMode tls = TlsMode::None;
+  std::string ca_file;                  // verify the back-end's certificate against this CA
+  std::string server_name;              // SNI and name to verify; defaults to address
+  bool verify = true;
+};
+
+struct StaticUser {
+  std::string login;
+  std::string password_hash;  // {SSHA}, {SSHA512}, {CRYPT}$6$... or $6$...
+  std::string backend;
+  std::string backend_login;          // what the back-end is told; defaults to login
+  std::vector<Protocol> protocols;    // empty = all
+};
+
+struct DirectoryConfig {
+  std::string type = "static";  // "static" | "ldap"
+  std::vector<StaticUser> users; // static: inline users, plus those of users_file
+  std::string users_file;
+};
+
+struct Limits {
+  size_t max_line = 8192;                 // one command line before login (bytes)
+  size_t max_auth_literal = 8192;         // a literal in a pre-auth command
+  unsigned max_bad_commands = 10;         // BAD answers before the session is ended
+  unsigned max_auth_failures = 3;         // failed logins before the session is ended
+  size_t max_connections = 10000;         // per process
+  size_t max_connections_per_ip = 0;      // 0 = unlimited
+};
+
+struct Timeouts {
+  unsigned connect_ms = 5000;         // TCP connect to a back-end
+  unsigned greeting_ms = 5000;        // back-end greeting, STARTTLS and login replay, each step
+  unsigned preauth_idle_ms = 60000;   // client silent before login
+  unsigned session_idle_ms = 1800000; // relayed session with no traffic either way (RFC 3501: 30 min)
+  unsigned shutdown_grace_ms = 10000; // on SIGTERM, how long sessions may finish
+};
+
+struct Config {
+  unsigned workers = 0;  // 0 = one per core
+  std::string hostname = "gatehouse";
+  std::vector<CertificateConfig> certificates;
+  std::vector<ListenerConfig> listeners;
+  std::vector<BackendConfig> backends;
+  DirectoryConfig directory;
+  Limits limits;
+  Timeouts timeouts;
+  std::string log_level = "info";
+};
+
+struct ConfigError {
+  std::string pointer;  // RFC 6901 JSON pointer, e.g. "/listeners/0/port"
+  std::string message;
+};
+
+// Parses and validates. On failure returns nullptr and fills `errors` (one per problem).
+std::shared_ptr<const Config> loadConfig(const std::string& path, std::vector<ConfigError>& errors);
+std::shared_ptr<const Config> parseConfig(const std::string& json_text, const std::string& base_dir,
+                                          std::vector<ConfigError>& errors);
+
+}  // namespace gatehouse
