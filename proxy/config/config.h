@@ -52,7 +52,8 @@ struct StaticUser {
 struct DirectoryConfig {
   std::string type = "static";  // "static" | "ldap"
   std::vector<StaticUser> users; // static: inline users, plus those of users_file
-  std::string users_file;
+  std::string users_file;        // absolute path; its users are already in `users`
+  std::string ldap_json;         // ldap: the "ldap" object as JSON text, read by the LDAP directory
 };
 
 struct Limits {
@@ -85,11 +86,14 @@ struct Config {
 };
 
 struct ConfigError {
-  std::string pointer;  // RFC 6901 JSON pointer, e.g. "/listeners/0/port"
+  std::string pointer;  // RFC 6901 JSON pointer, e.g. "/listeners/0/port"; "" is the whole file.
+                        // Inside the users file: "/directory/users_file/users/2/backend".
   std::string message;
 };
 
-// Parses and validates. On failure returns nullptr and fills `errors` (one per problem).
+// Parses and validates. On failure returns nullptr and appends to `errors` (one per problem).
+// File names in the result are absolute (relative ones are resolved against the configuration
+// file's directory, or `base_dir`), and the files were readable at load time.
 std::shared_ptr<const Config> loadConfig(const std::string& path, std::vector<ConfigError>& errors);
 std::shared_ptr<const Config> parseConfig(const std::string& json_text, const std::string& base_dir,
                                           std::vector<ConfigError>& errors);

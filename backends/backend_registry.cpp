@@ -1,0 +1,32 @@
+#include <openssl/ssl.h>
+
+#include "backends/backend_registry.h"
+
+#include "tls/tls_context.h"
+
+namespace gatehouse {
+
+std::shared_ptr<const BackendRegistry> BackendRegistry::create(const Config& config,
+                                                               std::string& error) {
+  auto registry = std::make_shared<BackendRegistry>();
+  for (const BackendConfig& bc : config.backends) {
+    Backend backend;
+    backend.config = bc;
+    if (bc.tls != TlsMode::None) {
+      backend.tls = ClientTlsContext::create(bc, {}, error);
+      if (!backend.tls) {
+        error = "back-end " + bc.name + ": " + error;
+        return nullptr;
+      }
+    }
+    registry->backends_.emplace(bc.name, std::move(backend));
+  }
+  return registry;
+}
+
+const Backend* BackendRegistry::find(std::string_view name) const {
+  auto it = backends_.find(std::string(name));
+  return it == backends_.end() ? nullptr : &it->second;
+}
+
+}  // namespace gatehouse

@@ -1,0 +1,590 @@
+// Section readers for the configuration. Each reader reports every problem it sees and keeps
+// going, so one run of `gatehouse --check` shows the operator the whole list.
+#include "proxy/config/config_loader.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+#include <system_error>
+#include <thread>
+
+#include "directory/password_hash.h"
+#include "proxy/config/config_json.h"
+
+namespace gatehouse {
+namespace {
+
+namespace fs = std::filesystem;
+using config_json::Json;
+using config_json::Need;
+using config_json::ObjectReader;
+using config_json::pointerTo;
+using config_json::quoteJson;
+
+constexpr uint64_t kMaxPort = 65535;
+// More worker threads than this is a typo, not a machine.
+constexpr uint64_t kMaxWorkers = 1024;
+// Limits and timeouts are stored in 32-bit fields at least.
+constexpr uint64_t kMaxCount = 4294967295u;
+// Configuration and users files are read whole; this keeps a wrong path (a disk image, a log)
+// from being slurped into memory.
+constexpr off_t kMaxFileSize = 64 << 20;
+
+const std::vector<std::pair<std::string_view, Protocol>> kProtocols = {
+    {"imap", Protocol::Imap},
+    {"pop3", Protocol::Pop3},
+    {"submission", Protocol::Submission},
+    {"http", Protocol::Http},
+};
+
+const std::vector<std::pair<std::string_view, TlsMode>> kTlsModes = {
+    {"none", TlsMode::None},
+    {"starttls", TlsMode::StartTls},
+    {"implicit", TlsMode::Implicit},
+};
+
+const std::vector<std::pair<std::string_view, std::string_view>> kLogLevels = {
+    {"debug", "debug"},
+    {"info", "info"},
+    {"warn", "warn"},
+    {"error", "error"},
+};
+
+const std::vector<std::pair<std::string_view, std::string_view>> kDirectoryTypes = {
+    {"static", "static"},
+    {"ldap", "ldap"},
+};
+
+std::string tlsModeName(TlsMode mode) {
+  for (const auto& [name, value] : kTlsModes) {
+    if (value == mode) return std::string(name);
+  }
+  return "?";
+}
+
+std::string asciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// Names and logins end up in logs and protocol commands: control characters have no place there.
+bool isPrintable(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+// The 4 or 16 address bytes, so that "::1" and "0::1" compare equal; nullopt if not a literal.
+std::optional<std::string> ipBytes(const std::string& text) {
+  std::array<unsigned char, 16> bytes{};
+  if (inet_pton(AF_INET, text.c_str(), bytes.data()) == 1) {
+    return std::string(bytes.begin(), bytes.begin() + 4);
+  }
+  if (inet_pton(AF_INET6, text.c_str(), bytes.data()) == 1) {
+    return std::string(bytes.begin(), bytes.end());
+  }
+  return std::nullopt;
+}
+
+// The hostname goes into greetings (IMAP "* OK", SMTP "220"), so it must be a plain DNS name.
+bool isHostname(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A name a certificate may be selected by (SNI): a DNS name or a wildcard "*.domain".
+bool isCertificateName(std::string_view s) {
+  if (s.rfind("*.", 0) == 0) s.remove_prefix(2);
+  return isHostname(s);
+}
+
+std::optional<Protocol> protocolByName(std::string_view name) {
+  for (const auto& [known, protocol] : kProtocols) {
+    if (known == name) return protocol;
+  }
+  return std::nullopt;
+}
+
+std::string unknownProtocol(std::string_view name) {
+  return "unknown protocol " + quoteJson(name) + " (expected imap, pop3, submission, http)";
+}
+
+std::string errnoText(int err) { return std::generic_category().message(err); }
+
+// Opens without blocking (a FIFO must not hang the loader) and requires a regular file.
+int openRegularFile(const fs::path& path, off_t& size, std::string& problem) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    problem = errnoText(errno);
+    return -1;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    problem = "not a regular file";
+    ::close(fd);
+    return -1;
+  }
+  size = st.st_size;
+  return fd;
+}
+
+std::optional<std::string> readableProblem(const fs::path& path) {
+  off_t size = 0;
+  std::string problem;
+  int fd = openRegularFile(path, size, problem);
+  if (fd < 0) return problem;
+  ::close(fd);
+  return std::nullopt;
+}
+
+class Builder {
+ public:
+  Builder(fs::path base_dir, std::vector<ConfigError>& errors)
+      : base_dir_(std::move(base_dir)), errors_(errors) {}
+
+  Config build(const Json& root);
+
+ private:
+  void error(std::string pointer, std::string message) {
+    errors_.push_back({std::move(pointer), std::move(message)});
+  }
+
+  void readLog(const Json& value, const std::string& pointer);
+  void readTls(const Json& value, const std::string& pointer);
+  void readCertificate(const Json& value, const std::string& pointer);
+  void readListeners(const Json& value, const std::string& pointer);
+  void readListener(const Json& value, const std::string& pointer);
+  void checkListenerTls(const ObjectReader& reader, std::optional<bool> require_tls,
+                        ListenerConfig& listener);
+  void checkDuplicateListeners(const std::vector<std::string>& pointers);
+  void readBackends(const Json& value, const std::string& pointer);
+  void readBackend(const Json& value, const std::string& pointer);
+  void readPorts(const Json& value, const std::string& pointer, BackendConfig& backend);
+  void readDirectory(const Json& value, const std::string& pointer);
+  void readUsersFile(const std::string& path, const std::string& pointer);
+  void readUsers(const Json& value, const std::string& pointer);
+  void readUser(const Json& value, const std::string& pointer);
+  void readProtocolList(const Json& value, const std::string& pointer,
+                        std::vector<Protocol>& protocols);
+  void readLimits(const Json& value, const std::string& pointer);
+  void readTimeouts(const Json& value, const std::string& pointer);
+  std::optional<std::string> readFile(const ObjectReader& reader, std::string_view key, Need need);
+  std::optional<std::string> readName(const ObjectReader& reader, std::string_view key,
+                                      Need need);
+  std::optional<std::string> readAddress(const ObjectReader& reader, std::string_view key);
+
+  template <typename T>
+  void readCount(const ObjectReader& reader, std::string_view key, uint64_t min, T& field) {
+    if (auto value = reader.integer(key, min, kMaxCount, Need::Optional)) {
+      field = static_cast<T>(*value);
+    }
+  }
+
+  fs::path base_dir_;
+  std::vector<ConfigError>& errors_;
+  Config config_;
+  size_t certificates_declared_ = 0;
+  std::set<std::string> backend_names_;
+  std::map<std::string, std::string> login_pointers_;  // lower-case login -> where it was
+};
+
+Config Builder::build(const Json& root) {
+  ObjectReader reader(root, "", errors_,
+                      {"workers", "hostname", "log", "tls", "listeners", "backends", "directory",
+                       "limits", "timeouts"});
+  if (!reader.isObject()) return config_;
+  if (auto workers = reader.integer("workers", 0, kMaxWorkers, Need::Optional)) {
+    config_.workers = static_cast<unsigned>(*workers);
+  }
+  if (config_.workers == 0) config_.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (auto hostname = reader.string("hostname", Need::Optional)) {
+    if (isHostname(*hostname)) {
+      config_.hostname = *hostname;
+    } else {
+      error(reader.pointerOf("hostname"), "must be a DNS name (letters, digits, '-', '.')");
+    }
+  }
+  // Sections are read in dependency order: listeners need the certificates, users the back-ends.
+  if (const Json* log = reader.find("log")) readLog(*log, reader.pointerOf("log"));
+  if (const Json* tls = reader.find("tls")) readTls(*tls, reader.pointerOf("tls"));
+  if (const Json* listeners = reader.array("listeners", Need::Required)) {
+    readListeners(*listeners, reader.pointerOf("listeners"));
+  }
+  if (const Json* backends = reader.array("backends", Need::Optional)) {
+    readBackends(*backends, reader.pointerOf("backends"));
+  }
+  if (const Json* directory = reader.find("directory")) {
+    readDirectory(*directory, reader.pointerOf("directory"));
+  }
+  if (const Json* limits = reader.find("limits")) readLimits(*limits, reader.pointerOf("limits"));
+  if (const Json* timeouts = reader.find("timeouts")) {
+    readTimeouts(*timeouts, reader.pointerOf("timeouts"));
+  }
+  return config_;
+}
+
+void Builder::readLog(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_, {"level"});
+  if (auto level = reader.choice("level", "log level", kLogLevels, Need::Optional)) {
+    config_.log_level = std::string(*level);
+  }
+}
+
+std::optional<std::string> Builder::readFile(const ObjectReader& reader, std::string_view key,
+                                             Need need) {
+  auto name = reader.string(key, need);
+  if (!name) return std::nullopt;
+  if (name->empty() || name->find('\0') != std::string::npos) {
+    reader.error(reader.pointerOf(key), "must be a file name");
+    return std::nullopt;
+  }
+  fs::path path = fs::path(*name).is_absolute() ? fs::path(*name) : base_dir_ / *name;
+  std::string absolute = path.lexically_normal().string();
+  if (auto problem = readableProblem(absolute)) {
+    reader.error(reader.pointerOf(key), "cannot read " + quoteJson(absolute) + ": " + *problem);
+    return std::nullopt;
+  }
+  return absolute;
+}
+
+std::optional<std::string> Builder::readName(const ObjectReader& reader, std::string_view key,
+                                             Need need) {
+  auto name = reader.string(key, need);
+  if (name && (name->empty() || !isPrintable(*name))) {
+    reader.error(reader.pointerOf(key), "must be a non-empty string without control characters");
+    return std::nullopt;
+  }
+  return name;
+}
+
+std::optional<std::string> Builder::readAddress(const ObjectReader& reader, std::string_view key) {
+  auto address = reader.string(key, Need::Required);
+  if (address && !ipBytes(*address)) {
+    reader.error(reader.pointerOf(key), "must be an IP address literal");
+    return std::nullopt;
+  }
+  return address;
+}
+
+void Builder::readTls(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_, {"certificates"});
+  const Json* certificates = reader.array("certificates", Need::Optional);
+  if (certificates == nullptr) return;
+  certificates_declared_ = certificates->size();
+  for (size_t i = 0; i < certificates->size(); ++i) {
+    readCertificate((*certificates)[i], pointerTo(reader.pointerOf("certificates"), i));
+  }
+}
+
+void Builder::readCertificate(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_, {"cert", "key", "names"});
+  if (!reader.isObject()) return;
+  CertificateConfig certificate;
+  certificate.cert_file = readFile(reader, "cert", Need::Required).value_or("");
+  certificate.key_file = readFile(reader, "key", Need::Required).value_or("");
+  if (const Json* names = reader.array("names", Need::Optional)) {
+    for (size_t i = 0; i < names->size(); ++i) {
+      const Json& name = (*names)[i];
+      if (name.is_string() && isCertificateName(name.get<std::string>())) {
+        certificate.names.push_back(name.get<std::string>());
+      } else {
+        error(pointerTo(reader.pointerOf("names"), i), "must be a DNS name (or *.domain)");
+      }
+    }
+  }
+  config_.certificates.push_back(std::move(certificate));
+}
+
+void Builder::readListeners(const Json& value, const std::string& pointer) {
+  if (value.empty()) error(pointer, "must list at least one listener");
+  std::vector<std::string> pointers;
+  for (size_t i = 0; i < value.size(); ++i) {
+    size_t before = config_.listeners.size();
+    readListener(value[i], pointerTo(pointer, i));
+    if (config_.listeners.size() > before) pointers.push_back(pointerTo(pointer, i));
+  }
+  checkDuplicateListeners(pointers);
+}
+
+void Builder::readListener(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_,
+                      {"name", "address", "port", "protocol", "tls", "require_tls_for_auth"});
+  if (!reader.isObject()) return;
+  ListenerConfig listener;
+  auto address = readAddress(reader, "address");
+  auto port = reader.integer("port", 0, kMaxPort, Need::Required);
+  auto protocol = reader.choice("protocol", "protocol", kProtocols, Need::Required);
+  auto name = readName(reader, "name", Need::Optional);
+  auto tls = reader.choice("tls", "tls mode", kTlsModes, Need::Optional);
+  auto require_tls = reader.boolean("require_tls_for_auth", Need::Optional);
+  if (!address || !port || !protocol) return;
+  listener.address = *address;
+  listener.port = static_cast<uint16_t>(*port);
+  listener.protocol = *protocol;
+  listener.name = name.value_or(std::string(protocolName(*protocol)) + "-" + std::to_string(*port));
+  listener.tls = tls.value_or(TlsMode::None);
+  listener.require_tls_for_auth = require_tls.value_or(true);
+  checkListenerTls(reader, require_tls, listener);
+  config_.listeners.push_back(std::move(listener));
+}
+
+void Builder::checkListenerTls(const ObjectReader& reader, std::optional<bool> require_tls,
+                               ListenerConfig& listener) {
+  if (listener.tls != TlsMode::None && certificates_declared_ == 0) {
+    reader.error(reader.pointerOf("tls"), "tls " + quoteJson(tlsModeName(listener.tls)) +
+                                              " needs at least one certificate in /tls/certificates");
+  }
+  if (listener.protocol == Protocol::Http && listener.tls == TlsMode::StartTls) {
+    reader.error(reader.pointerOf("tls"), "http has no STARTTLS (use \"none\" or \"implicit\")");
+  }
+  if (listener.tls == TlsMode::None) {
+    // Nothing could ever satisfy the requirement on a plain listener: an explicit true is a
+    // contradiction, and an absent key means plaintext logins were accepted when TLS was left out.
+    if (require_tls.value_or(false)) {
+      reader.error(reader.pointerOf("require_tls_for_auth"),
+                   "cannot be true on a listener with tls \"none\" (no login could ever succeed)");
+    }
+    listener.require_tls_for_auth = false;
+  }
+}
+
+void Builder::checkDuplicateListeners(const std::vector<std::string>& pointers) {
+  std::map<std::pair<std::string, uint16_t>, std::string> seen;
+  for (size_t i = 0; i < config_.listeners.size(); ++i) {
+    const ListenerConfig& listener = config_.listeners[i];
+    if (listener.port == 0) continue;  // each binds its own ephemeral port
+    auto key = std::make_pair(ipBytes(listener.address).value_or(""), listener.port);
+    auto [it, inserted] = seen.emplace(key, pointers[i]);
+    if (!inserted) {
+      error(pointerTo(pointers[i], "port"), "duplicate listener " + listener.address + " port " +
+                                                std::to_string(listener.port) + " (also " +
+                                                it->second + ")");
+    }
+  }
+}
+
+void Builder::readBackends(const Json& value, const std::string& pointer) {
+  for (size_t i = 0; i < value.size(); ++i) readBackend(value[i], pointerTo(pointer, i));
+}
+
+void Builder::readBackend(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_,
+                      {"name", "address", "ports", "tls", "ca_file", "server_name", "verify"});
+  if (!reader.isObject()) return;
+  BackendConfig backend;
+  auto name = readName(reader, "name", Need::Required);
+  auto address = readAddress(reader, "address");
+  if (const Json* ports = reader.find("ports")) readPorts(*ports, reader.pointerOf("ports"), backend);
+  backend.tls = reader.choice("tls", "tls mode", kTlsModes, Need::Optional).value_or(TlsMode::None);
+  backend.ca_file = readFile(reader, "ca_file", Need::Optional).value_or("");
+  backend.server_name = readName(reader, "server_name", Need::Optional).value_or("");
+  backend.verify = reader.boolean("verify", Need::Optional).value_or(true);
+  if (backend.tls == TlsMode::StartTls && backend.ports.count(Protocol::Http) != 0) {
+    error(reader.pointerOf("tls"), "starttls cannot apply to the http port (http has no STARTTLS)");
+  }
+  if (!name) return;
+  if (!backend_names_.insert(*name).second) {
+    error(reader.pointerOf("name"), "duplicate backend name " + quoteJson(*name));
+  }
+  backend.name = *name;
+  backend.address = address.value_or("");
+  if (backend.server_name.empty()) backend.server_name = backend.address;
+  config_.backends.push_back(std::move(backend));
+}
+
+void Builder::readPorts(const Json& value, const std::string& pointer, BackendConfig& backend) {
+  if (!value.is_object()) {
+    error(pointer, "must be an object such as {\"imap\": 143}");
+    return;
+  }
+  for (const auto& [key, port] : value.items()) {
+    std::string at = pointerTo(pointer, key);
+    std::optional<Protocol> protocol = protocolByName(key);
+    if (!protocol) {
+      error(at, unknownProtocol(key));
+    } else if (!port.is_number_unsigned() || port.get<uint64_t>() < 1 ||
+               port.get<uint64_t>() > kMaxPort) {
+      error(at, "must be an integer 1-65535");
+    } else {
+      backend.ports[*protocol] = static_cast<uint16_t>(port.get<uint64_t>());
+    }
+  }
+}
+
+void Builder::readDirectory(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_, {"type", "users_file", "users", "ldap"});
+  if (!reader.isObject()) return;
+  auto type = reader.choice("type", "directory type", kDirectoryTypes, Need::Optional);
+  if (reader.has("type") && !type) return;  // reported; the other keys depend on it
+  DirectoryConfig& directory = config_.directory;
+  directory.type = std::string(type.value_or("static"));
+  if (directory.type == "ldap") {
+    for (std::string_view key : {"users", "users_file"}) {
+      if (reader.has(key)) error(reader.pointerOf(key), "only used with type \"static\"");
+    }
+    if (const Json* ldap = reader.object("ldap", Need::Required)) directory.ldap_json = ldap->dump();
+    return;
+  }
+  if (reader.has("ldap")) error(reader.pointerOf("ldap"), "only used with type \"ldap\"");
+  if (const Json* users = reader.array("users", Need::Optional)) {
+    readUsers(*users, reader.pointerOf("users"));
+  }
+  if (auto file = readFile(reader, "users_file", Need::Optional)) {
+    directory.users_file = *file;
+    readUsersFile(*file, reader.pointerOf("users_file"));
+  }
+}
+
+// Errors inside the users file are reported as "/directory/users_file/users/3/backend": the
+// pointer continues into the document that the key names, and the message names the file.
+void Builder::readUsersFile(const std::string& path, const std::string& pointer) {
+  std::string problem;
+  auto text = readTextFile(path, problem);
+  if (!text) {
+    error(pointer, "cannot read " + quoteJson(path) + ": " + problem);
+    return;
+  }
+  size_t first = errors_.size();
+  if (auto document = config_json::parseDocument(*text, pointer, errors_)) {
+    if (!document->is_object()) {
+      error(pointer, "must hold a JSON object {\"users\": [...]}");
+    } else {
+      ObjectReader reader(*document, pointer, errors_, {"users"});
+      if (const Json* users = reader.array("users", Need::Required)) {
+        readUsers(*users, reader.pointerOf("users"));
+      }
+    }
+  }
+  for (size_t i = first; i < errors_.size(); ++i) {
+    errors_[i].message += " (in users file " + quoteJson(path) + ")";
+  }
+}
+
+void Builder::readUsers(const Json& value, const std::string& pointer) {
+  for (size_t i = 0; i < value.size(); ++i) readUser(value[i], pointerTo(pointer, i));
+}
+
+void Builder::readUser(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_,
+                      {"login", "password", "backend", "backend_login", "protocols"});
+  if (!reader.isObject()) return;
+  StaticUser user;
+  auto login = readName(reader, "login", Need::Required);
+  auto password = reader.string("password", Need::Required);
+  auto backend = reader.string("backend", Need::Required);
+  auto backend_login = readName(reader, "backend_login", Need::Optional);
+  if (password && !isSupportedHash(*password)) {
+    // The hash itself is not repeated: error output may end up in tickets and chat.
+    error(reader.pointerOf("password"),
+          "unsupported or malformed password hash (expected " + std::string(kSupportedHashes) + ")");
+  }
+  if (backend && backend_names_.count(*backend) == 0) {
+    error(reader.pointerOf("backend"), "unknown backend " + quoteJson(*backend) + " (not in /backends)");
+  }
+  if (const Json* protocols = reader.array("protocols", Need::Optional)) {
+    readProtocolList(*protocols, reader.pointerOf("protocols"), user.protocols);
+  }
+  if (!login || !password || !backend) return;
+  auto [it, inserted] = login_pointers_.emplace(asciiLower(*login), reader.pointerOf("login"));
+  if (!inserted) {
+    error(reader.pointerOf("login"), "duplicate login " + quoteJson(*login) + " (also " + it->second +
+                                         ", logins are matched case-insensitively)");
+  }
+  user.login = *login;
+  user.password_hash = *password;
+  user.backend = *backend;
+  user.backend_login = backend_login.value_or(*login);
+  config_.directory.users.push_back(std::move(user));
+}
+
+void Builder::readProtocolList(const Json& value, const std::string& pointer,
+                               std::vector<Protocol>& protocols) {
+  for (size_t i = 0; i < value.size(); ++i) {
+    const Json& element = value[i];
+    std::optional<Protocol> protocol;
+    if (!element.is_string()) {
+      error(pointerTo(pointer, i), "must be a string");
+    } else if (!(protocol = protocolByName(element.get<std::string>()))) {
+      error(pointerTo(pointer, i), unknownProtocol(element.get<std::string>()));
+    } else {
+      protocols.push_back(*protocol);
+    }
+  }
+}
+
+void Builder::readLimits(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_,
+                      {"max_line", "max_auth_literal", "max_bad_commands", "max_auth_failures",
+                       "max_connections", "max_connections_per_ip"});
+  Limits& limits = config_.limits;
+  readCount(reader, "max_line", 1, limits.max_line);
+  readCount(reader, "max_auth_literal", 1, limits.max_auth_literal);
+  readCount(reader, "max_bad_commands", 1, limits.max_bad_commands);
+  readCount(reader, "max_auth_failures", 1, limits.max_auth_failures);
+  readCount(reader, "max_connections", 1, limits.max_connections);
+  readCount(reader, "max_connections_per_ip", 0, limits.max_connections_per_ip);  // 0 = unlimited
+}
+
+void Builder::readTimeouts(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_,
+                      {"connect_ms", "greeting_ms", "preauth_idle_ms", "session_idle_ms",
+                       "shutdown_grace_ms"});
+  Timeouts& timeouts = config_.timeouts;
+  readCount(reader, "connect_ms", 1, timeouts.connect_ms);
+  readCount(reader, "greeting_ms", 1, timeouts.greeting_ms);
+  readCount(reader, "preauth_idle_ms", 1, timeouts.preauth_idle_ms);
+  readCount(reader, "session_idle_ms", 1, timeouts.session_idle_ms);
+  readCount(reader, "shutdown_grace_ms", 1, timeouts.shutdown_grace_ms);
+}
+
+}  // namespace
+
+Config buildConfig(const nlohmann::json& root, const std::filesystem::path& base_dir,
+                   std::vector<ConfigError>& errors) {
+  return Builder(base_dir, errors).build(root);
+}
+
+std::optional<std::string> readTextFile(const std::filesystem::path& path, std::string& problem) {
+  off_t size = 0;
+  int fd = openRegularFile(path, size, problem);
+  if (fd < 0) return std::nullopt;
+  if (size > kMaxFileSize) {
+    ::close(fd);
+    problem = "larger than " + std::to_string(kMaxFileSize >> 20) + " MiB";
+    return std::nullopt;
+  }
+  std::string text;
+  std::array<char, 65536> buffer;
+  while (true) {
+    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      problem = errnoText(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(buffer.data(), static_cast<size_t>(n));
+    if (text.size() > static_cast<size_t>(kMaxFileSize)) break;  // grew while we read
+  }
+  ::close(fd);
+  return text;
+}
+
+}  // namespace gatehouse

@@ -1,0 +1,23 @@
+// Turns a parsed configuration document into a validated Config: defaults, section readers,
+// path resolution and the checks that span sections (back-end names, duplicate listeners).
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/config/config.h"
+
+namespace gatehouse {
+
+// Reads every section of `root`; relative file names are resolved against `base_dir`, which must
+// be absolute. Problems are appended to `errors`; the returned Config is only valid if none were.
+Config buildConfig(const nlohmann::json& root, const std::filesystem::path& base_dir,
+                   std::vector<ConfigError>& errors);
+
+// The whole content of a regular file of bounded size, or nullopt with `problem` set.
+std::optional<std::string> readTextFile(const std::filesystem::path& path, std::string& problem);
+
+}  // namespace gatehouse

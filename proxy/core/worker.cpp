@@ -1,0 +1,141 @@
+#include "proxy/core/worker.h"
+
+#include <cstdio>
+
+#include "proxy/log/log.h"
+#include "proxy/net/tcp_stream.h"
+
+namespace gatehouse {
+
+std::string formatSessionId(uint64_t id) {
+  char buf[20];
+  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+Worker::Worker(unsigned index, std::shared_ptr<WorkerShared> shared)
+    : index_(index), shared_(std::move(shared)), grace_timer_(&loop_) {
+  uv_loop_init(&loop_);
+  mailbox_ = std::make_shared<LoopMailbox>(&loop_);
+  reaper_.init(this, [this](uv_idle_t* h) { return uv_idle_init(&loop_, h); });
+}
+
+Worker::~Worker() { closeLoop(); }
+
+int Worker::closeLoop() {
+  join();
+  if (loop_closed_) return loop_close_result_;
+  loop_closed_ = true;
+  // Normally the loop already ran dry; this also covers a worker whose thread never started.
+  sessions_.clear();
+  listeners_.clear();
+  reaper_.reset();
+  grace_timer_.release();
+  mailbox_->close();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  loop_close_result_ = uv_loop_close(&loop_);
+  return loop_close_result_;
+}
+
+std::string Worker::bind(std::vector<uint16_t>& ports) {
+  const auto& specs = shared_->listeners;
+  ports.resize(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const ListenerSpec* spec = &specs[i];
+    auto listener = std::make_unique<Listener>(
+        &loop_, [this, spec](UvHandle<uv_tcp_t> c) { accept(*spec, std::move(c)); });
+    uint16_t port = ports[i] != 0 ? ports[i] : spec->config->port;
+    std::string error = listener->listen(spec->config->address, port);
+    if (!error.empty()) return spec->config->name + ": " + error;
+    ports[i] = listener->boundPort();
+    listeners_.push_back(std::move(listener));
+  }
+  return {};
+}
+
+void Worker::startThread() {
+  thread_ = std::thread([this] {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::requestShutdown(unsigned grace_ms) {
+  mailbox_->post([this, grace_ms] { beginShutdown(grace_ms); });
+}
+
+void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection) {
+  if (shutting_down_) return;
+  size_t limit = shared_->config->limits.max_connections;
+  if (shared_->connections.fetch_add(1) >= limit) {
+    shared_->connections.fetch_sub(1);
+    log::warn("connection refused", {{"reason", "max_connections"}, {"listener", spec.config->name}});
+    return;  // closing the handle resets the connection
+  }
+  SessionContext context;
+  context.loop = &loop_;
+  context.mailbox = mailbox_;
+  context.config = shared_->config;
+  context.listener = spec.config;
+  context.tls = spec.tls;
+  context.directory = shared_->directory;
+  context.backends = shared_->backends;
+  context.host = this;
+  context.id = (static_cast<uint64_t>(index_) << 48) | next_session_++;
+  context.client_address = peerAddress(connection.get());
+  context.local_address = localAddress(connection.get());
+  uint64_t id = context.id;
+  auto stream = std::make_unique<TcpStream>(std::move(connection));
+  auto session = spec.factory(std::move(context), std::move(stream));
+  Session* raw = session.get();
+  sessions_.emplace(id, std::move(session));
+  raw->start();
+}
+
+void Worker::release(uint64_t session_id) {
+  released_.push_back(session_id);
+  if (reaper_) uv_idle_start(reaper_.get(), onIdle);
+}
+
+void Worker::onIdle(uv_idle_t* idle) {
+  if (auto* self = ownerOf<Worker>(idle)) self->reapReleased();
+}
+
+void Worker::reapReleased() {
+  uv_idle_stop(reaper_.get());
+  auto released = std::move(released_);
+  released_.clear();
+  for (uint64_t id : released) {
+    if (sessions_.erase(id) > 0) shared_->connections.fetch_sub(1);
+  }
+  maybeStop();
+}
+
+void Worker::beginShutdown(unsigned grace_ms) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  listeners_.clear();
+  std::vector<Session*> live;
+  for (auto& [id, session] : sessions_) live.push_back(session.get());
+  for (Session* s : live) s->shutdown(false);
+  grace_timer_.start(grace_ms, [this] {
+    std::vector<Session*> remaining;
+    for (auto& [id, session] : sessions_) remaining.push_back(session.get());
+    for (Session* s : remaining) s->shutdown(true);
+  });
+  maybeStop();
+}
+
+void Worker::maybeStop() {
+  if (!shutting_down_ || stopped_ || !sessions_.empty()) return;
+  stopped_ = true;
+  // Every handle this worker owns is closed; the loop then runs dry and the thread ends.
+  grace_timer_.release();
+  reaper_.reset();
+  mailbox_->close();
+}
+
+}  // namespace gatehouse

@@ -1,0 +1,63 @@
+// gatehouse: the command line. Runs the proxy, or only validates a configuration file.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "proxy/config/config.h"
+#include "proxy/log/log.h"
+#include "proxy/server.h"
+
+namespace {
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: gatehouse --config FILE        run the proxy\n"
+               "       gatehouse --check-config FILE  validate FILE and exit 0 (valid) or 1\n");
+}
+
+// Passwords pass through this process's memory: no core file may ever hold them.
+void forbidCoreDumps() {
+  rlimit none{0, 0};
+  setrlimit(RLIMIT_CORE, &none);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3 || (std::strcmp(argv[1], "--config") != 0 &&
+                    std::strcmp(argv[1], "--check-config") != 0)) {
+    usage();
+    return 2;
+  }
+  bool check_only = std::strcmp(argv[1], "--check-config") == 0;
+  std::vector<gatehouse::ConfigError> errors;
+  auto config = gatehouse::loadConfig(argv[2], errors);
+  if (!config) {
+    for (const auto& e : errors) {
+      std::fprintf(stderr, "%s: %s: %s\n", argv[2], e.pointer.empty() ? "/" : e.pointer.c_str(),
+                   e.message.c_str());
+    }
+    return 1;
+  }
+  if (check_only) {
+    std::fprintf(stdout, "%s: configuration is valid\n", argv[2]);
+    return 0;
+  }
+  forbidCoreDumps();
+  signal(SIGPIPE, SIG_IGN);
+  gatehouse::log::Level level;
+  if (gatehouse::log::parseLevel(config->log_level, level)) gatehouse::log::setLevel(level);
+
+  gatehouse::Server server(config);
+  std::string error = server.prepare();
+  if (!error.empty()) {
+    gatehouse::log::error("cannot start", {{"error", error}});
+    return 1;
+  }
+  return server.run();
+}

@@ -1,0 +1,55 @@
+#include "proxy/net/listener.h"
+
+#include <sys/socket.h>
+
+namespace gatehouse {
+
+Listener::Listener(uv_loop_t* loop, AcceptCallback on_accept)
+    : loop_(loop), on_accept_(std::move(on_accept)) {}
+
+std::string Listener::listen(const std::string& address, uint16_t port, int backlog) {
+  sockaddr_storage addr{};
+  unsigned family = AF_INET;
+  if (uv_ip4_addr(address.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0) {
+    if (uv_ip6_addr(address.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+      return "invalid listen address " + address;
+    }
+    family = AF_INET6;
+  }
+  int rc = tcp_.init(this, [&](uv_tcp_t* t) { return uv_tcp_init_ex(loop_, t, family); });
+  if (rc != 0) return uv_strerror(rc);
+  uv_os_fd_t fd;
+  uv_fileno(tcp_.base(), &fd);
+  int on = 1;
+  // libuv 1.44 has no UV_TCP_REUSEPORT; set it on the fresh socket before bind.
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) return "SO_REUSEPORT failed";
+  rc = uv_tcp_bind(tcp_.get(), reinterpret_cast<sockaddr*>(&addr), 0);
+  if (rc == 0) rc = uv_listen(tcp_.stream(), backlog, onConnection);
+  if (rc != 0) {
+    tcp_.reset();
+    return std::string("cannot listen on ") + address + ":" + std::to_string(port) + ": " +
+           uv_strerror(rc);
+  }
+  return {};
+}
+
+uint16_t Listener::boundPort() const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (!tcp_ || uv_tcp_getsockname(tcp_.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+}
+
+void Listener::onConnection(uv_stream_t* server, int status) {
+  auto* self = ownerOf<Listener>(server);
+  if (self == nullptr || status != 0) return;
+  UvHandle<uv_tcp_t> connection;
+  if (connection.init(nullptr, [self](uv_tcp_t* t) { return uv_tcp_init(self->loop_, t); }) != 0) {
+    return;
+  }
+  if (uv_accept(server, connection.stream()) != 0) return;
+  self->on_accept_(std::move(connection));
+}
+
+}  // namespace gatehouse

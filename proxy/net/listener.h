@@ -1,0 +1,32 @@
+// A listening TCP socket with SO_REUSEPORT, so that every worker loop binds its own socket on
+// the same address and the kernel spreads the accepts.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <string>
+
+#include "proxy/core/uv_handle.h"
+
+namespace gatehouse {
+
+class Listener {
+ public:
+  using AcceptCallback = std::function<void(UvHandle<uv_tcp_t> connection)>;
+
+  Listener(uv_loop_t* loop, AcceptCallback on_accept);
+  // Binds and listens; port 0 picks an ephemeral port (see boundPort()). Returns an error text.
+  std::string listen(const std::string& address, uint16_t port, int backlog = 511);
+  uint16_t boundPort() const;
+  void close() { tcp_.reset(); }
+
+ private:
+  static void onConnection(uv_stream_t* server, int status);
+
+  uv_loop_t* loop_;
+  AcceptCallback on_accept_;
+  UvHandle<uv_tcp_t> tcp_;
+};
+
+}  // namespace gatehouse

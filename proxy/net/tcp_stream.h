@@ -1,0 +1,50 @@
+// Stream over a connected libuv TCP handle. Reads land in one buffer shared by the loop's
+// streams (nothing is held while idle); writes go out at once when the kernel takes them.
+#pragma once
+
+#include <uv.h>
+
+#include <string>
+
+#include "proxy/core/uv_handle.h"
+#include "proxy/net/stream.h"
+
+namespace gatehouse {
+
+class TcpStream final : public Stream {
+ public:
+  // Takes a handle that is connected (accepted or after uv_tcp_connect). Sets TCP_NODELAY.
+  explicit TcpStream(UvHandle<uv_tcp_t> tcp);
+  ~TcpStream() override;
+
+  void setHandler(StreamHandler* handler) override { handler_ = handler; }
+  void readStart() override;
+  void readStop() override;
+  void write(std::string_view data) override;
+  size_t queuedBytes() const override { return queued_; }
+  void shutdownWrite() override;
+  void close() override;
+
+ private:
+  struct WriteRequest;
+  static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void onReadDone(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void onWriteDone(uv_write_t* req, int status);
+  static void onShutdownDone(uv_shutdown_t* req, int status);
+  void fail(int uv_error);
+
+  UvHandle<uv_tcp_t> tcp_;
+  StreamHandler* handler_ = nullptr;
+  size_t queued_ = 0;
+  bool reading_ = false;
+  bool shut_down_ = false;
+  bool failed_ = false;
+};
+
+// Formats "ip:port" of the peer or the local side of a TCP handle ("" on failure).
+std::string peerAddress(const uv_tcp_t* tcp);
+std::string localAddress(const uv_tcp_t* tcp);
+// Splits a "ip:port" string made by the functions above ("[v6]:port" for IPv6).
+bool splitAddress(const std::string& address, std::string& ip, std::string& port);
+
+}  // namespace gatehouse

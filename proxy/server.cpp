@@ -1,0 +1,114 @@
+#include <openssl/ssl.h>
+
+#include "proxy/server.h"
+
+#include <uv.h>
+
+#include <thread>
+
+#include "backends/backend_registry.h"
+#include "directory/static_directory.h"
+#include "proxy/core/uv_handle.h"
+#include "proxy/imap/imap_session.h"
+#include "proxy/log/log.h"
+#include "tls/tls_context.h"
+
+namespace gatehouse {
+namespace {
+
+SessionFactory factoryFor(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::Imap: return makeImapSession;
+    case Protocol::Pop3:
+    case Protocol::Submission:
+    case Protocol::Http: break;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<Directory> makeDirectory(const Config& config, std::string& error) {
+  if (config.directory.type == "static") return std::make_shared<StaticDirectory>(config.directory);
+  error = "directory type \"" + config.directory.type + "\" is not available";
+  return nullptr;
+}
+
+}  // namespace
+
+Server::Server(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
+
+Server::~Server() = default;
+
+std::string Server::prepare() {
+  shared_ = std::make_shared<WorkerShared>();
+  shared_->config = config_;
+  std::string error;
+  shared_->backends = BackendRegistry::create(*config_, error);
+  if (!shared_->backends) return error;
+  shared_->directory = makeDirectory(*config_, error);
+  if (!shared_->directory) return error;
+  for (const ListenerConfig& lc : config_->listeners) {
+    ListenerSpec spec;
+    spec.config = &lc;
+    spec.factory = factoryFor(lc.protocol);
+    if (!spec.factory) return "listener " + lc.name + ": protocol " + protocolName(lc.protocol) +
+                              " is not implemented yet";
+    if (lc.tls != TlsMode::None) {
+      spec.tls = ServerTlsContext::create(config_->certificates, alpnName(lc.protocol), error);
+      if (!spec.tls) return "listener " + lc.name + ": " + error;
+    }
+    shared_->listeners.push_back(std::move(spec));
+  }
+  unsigned count = config_->workers != 0 ? config_->workers : std::thread::hardware_concurrency();
+  if (count == 0) count = 1;
+  std::vector<uint16_t> ports;
+  for (unsigned i = 0; i < count; ++i) {
+    auto worker = std::make_unique<Worker>(i, shared_);
+    error = worker->bind(ports);
+    if (!error.empty()) return error;
+    workers_.push_back(std::move(worker));
+  }
+  for (size_t i = 0; i < shared_->listeners.size(); ++i) {
+    const ListenerConfig& lc = *shared_->listeners[i].config;
+    log::info("listening", {{"listener", lc.name}, {"protocol", protocolName(lc.protocol)},
+                            {"address", lc.address}, {"port", ports[i]}, {"workers", count}});
+  }
+  return {};
+}
+
+int Server::run() {
+  for (auto& w : workers_) w->startThread();
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct SignalState {
+    Server* server;
+    UvHandle<uv_signal_t> term;
+    UvHandle<uv_signal_t> intr;
+  } state{this, {}, {}};
+  auto on_signal = [](uv_signal_t* handle, int signum) {
+    auto* st = static_cast<SignalState*>(handle->data);
+    if (st == nullptr) return;
+    log::info("shutting down", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"},
+                                {"grace_ms", st->server->config_->timeouts.shutdown_grace_ms}});
+    for (auto& w : st->server->workers_) {
+      w->requestShutdown(st->server->config_->timeouts.shutdown_grace_ms);
+    }
+    // A second signal takes the default action: stop at once.
+    st->term.reset();
+    st->intr.reset();
+  };
+  state.term.init(&state, [&](uv_signal_t* h) { return uv_signal_init(&loop, h); });
+  state.intr.init(&state, [&](uv_signal_t* h) { return uv_signal_init(&loop, h); });
+  uv_signal_start_oneshot(state.term.get(), on_signal, SIGTERM);
+  uv_signal_start_oneshot(state.intr.get(), on_signal, SIGINT);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&loop);
+
+  bool clean = rc == 0;
+  for (auto& w : workers_) clean = w->closeLoop() == 0 && clean;
+  workers_.clear();
+  log::info("stopped", {{"clean", clean}});
+  return clean ? 0 : 1;
+}
+
+}  // namespace gatehouse

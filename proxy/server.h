@@ -1,0 +1,30 @@
+// The process: builds the shared, immutable state from the configuration (TLS contexts,
+// back-end registry, directory), runs the worker threads and stops them on SIGTERM/SIGINT.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/config/config.h"
+#include "proxy/core/worker.h"
+
+namespace gatehouse {
+
+class Server {
+ public:
+  explicit Server(std::shared_ptr<const Config> config);
+  ~Server();
+
+  // Builds contexts and binds every worker's sockets. Returns an error text on failure.
+  std::string prepare();
+  // Runs until SIGTERM/SIGINT and the graceful shutdown that follows. Returns the exit code.
+  int run();
+
+ private:
+  std::shared_ptr<const Config> config_;
+  std::shared_ptr<WorkerShared> shared_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace gatehouse

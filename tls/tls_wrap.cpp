@@ -1,0 +1,15 @@
+#include <openssl/ssl.h>
+
+#include "tls/tls_wrap.h"
+
+#include "tls/tls_context.h"
+#include "tls/tls_stream.h"
+
+namespace gatehouse {
+
+std::unique_ptr<Stream> wrapServerTls(std::unique_ptr<Stream> transport,
+                                      const ServerTlsContext& context, uv_loop_t* loop) {
+  return std::make_unique<TlsStream>(std::move(transport), context.newSsl(), loop);
+}
+
+}  // namespace gatehouse
