@@ -149,8 +149,8 @@ bool decodeBase64(std::string_view in, std::vector<uint8_t>& out) {
   if (in.empty() || !EVP_DecodedLength(&max_out, in.size())) return false;
   out.resize(max_out);
   size_t out_len = 0;
-  if (!EVP_DecodeBase64(out.data(), &out_len, out.size(), reinterpret_cast<const uint8_t*>(in.data()),
-                        in.size())) {
+  if (!EVP_DecodeBase64(out.data(), &out_len, out.size(),
+                        reinterpret_cast<const uint8_t*>(in.data()), in.size())) {
     return false;
   }
   out.resize(out_len);

@@ -45,8 +45,8 @@ std::shared_ptr<const Config> parseConfig(const std::string& json_text, const st
   std::filesystem::path base =
       std::filesystem::absolute(std::filesystem::path(base_dir.empty() ? "." : base_dir), ec);
   if (ec) {
-    errors.push_back({"", "cannot resolve directory " + config_json::quoteJson(base_dir) + ": " +
-                              ec.message()});
+    errors.push_back(
+        {"", "cannot resolve directory " + config_json::quoteJson(base_dir) + ": " + ec.message()});
     return nullptr;
   }
   auto document = config_json::parseDocument(json_text, "", errors);

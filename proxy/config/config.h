@@ -49,11 +49,30 @@ struct StaticUser {
   std::vector<Protocol> protocols;    // empty = all
 };
 
+// How typed logins are rewritten before any look-up (directory/login_normalizer.h).
+struct LoginNormalizationConfig {
+  bool lowercase = true;                  // ASCII only; LDAP matches uid/mail case-insensitively
+  bool accept_backslash_domain = false;   // `EXAMPLE\alice` -> `alice`
+  std::vector<std::string> strip_domain;  // `alice@<one of these>` -> `alice`; "*" = any domain
+  std::string default_domain;             // appended as `@domain` to a login without '@'
+};
+
+// The authentication cache in front of the directory (directory/cached_directory.h).
+struct DirectoryCacheConfig {
+  bool enabled = true;
+  unsigned ttl_s = 60;           // Ok and Disabled answers; an old password works at most this long
+  unsigned negative_ttl_s = 5;   // wrong passwords, so a retry after a typo reaches the directory
+  unsigned stale_max_s = 3600;   // while the directory fails, positives this old still let users in
+  size_t max_entries = 100000;   // (login, protocol) entries, least recently used evicted first
+};
+
 struct DirectoryConfig {
   std::string type = "static";  // "static" | "ldap"
   std::vector<StaticUser> users; // static: inline users, plus those of users_file
   std::string users_file;        // absolute path; its users are already in `users`
   std::string ldap_json;         // ldap: the "ldap" object as JSON text, read by the LDAP directory
+  DirectoryCacheConfig cache;
+  LoginNormalizationConfig login;
 };
 
 struct Limits {

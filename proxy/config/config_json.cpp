@@ -111,8 +111,7 @@ std::optional<Json> parseDocument(std::string_view text, const std::string& pref
   return std::nullopt;
 }
 
-ObjectReader::ObjectReader(const Json& value, std::string pointer,
-                           std::vector<ConfigError>& errors,
+ObjectReader::ObjectReader(const Json& value, std::string pointer, std::vector<ConfigError>& errors,
                            std::initializer_list<std::string_view> known)
     : pointer_(std::move(pointer)), errors_(&errors) {
   if (!value.is_object()) {
@@ -166,8 +165,7 @@ std::optional<uint64_t> ObjectReader::integer(std::string_view key, uint64_t min
     uint64_t value = member->get<uint64_t>();
     if (value >= min && value <= max) return value;
   }
-  error(pointerOf(key),
-        "must be an integer " + std::to_string(min) + "-" + std::to_string(max));
+  error(pointerOf(key), "must be an integer " + std::to_string(min) + "-" + std::to_string(max));
   return std::nullopt;
 }
 

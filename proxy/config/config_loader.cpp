@@ -125,7 +125,9 @@ std::string unknownProtocol(std::string_view name) {
   return "unknown protocol " + quoteJson(name) + " (expected imap, pop3, submission, http)";
 }
 
-std::string errnoText(int err) { return std::generic_category().message(err); }
+std::string errnoText(int err) {
+  return std::generic_category().message(err);
+}
 
 // Opens without blocking (a FIFO must not hang the loader) and requires a regular file.
 int openRegularFile(const fs::path& path, off_t& size, std::string& problem) {
@@ -185,8 +187,7 @@ class Builder {
   void readLimits(const Json& value, const std::string& pointer);
   void readTimeouts(const Json& value, const std::string& pointer);
   std::optional<std::string> readFile(const ObjectReader& reader, std::string_view key, Need need);
-  std::optional<std::string> readName(const ObjectReader& reader, std::string_view key,
-                                      Need need);
+  std::optional<std::string> readName(const ObjectReader& reader, std::string_view key, Need need);
   std::optional<std::string> readAddress(const ObjectReader& reader, std::string_view key);
 
   template <typename T>
@@ -347,8 +348,9 @@ void Builder::readListener(const Json& value, const std::string& pointer) {
 void Builder::checkListenerTls(const ObjectReader& reader, std::optional<bool> require_tls,
                                ListenerConfig& listener) {
   if (listener.tls != TlsMode::None && certificates_declared_ == 0) {
-    reader.error(reader.pointerOf("tls"), "tls " + quoteJson(tlsModeName(listener.tls)) +
-                                              " needs at least one certificate in /tls/certificates");
+    reader.error(reader.pointerOf("tls"),
+                 "tls " + quoteJson(tlsModeName(listener.tls)) +
+                     " needs at least one certificate in /tls/certificates");
   }
   if (listener.protocol == Protocol::Http && listener.tls == TlsMode::StartTls) {
     reader.error(reader.pointerOf("tls"), "http has no STARTTLS (use \"none\" or \"implicit\")");
@@ -390,11 +392,17 @@ void Builder::readBackend(const Json& value, const std::string& pointer) {
   BackendConfig backend;
   auto name = readName(reader, "name", Need::Required);
   auto address = readAddress(reader, "address");
-  if (const Json* ports = reader.find("ports")) readPorts(*ports, reader.pointerOf("ports"), backend);
+  if (const Json* ports = reader.find("ports"))
+    readPorts(*ports, reader.pointerOf("ports"), backend);
   backend.tls = reader.choice("tls", "tls mode", kTlsModes, Need::Optional).value_or(TlsMode::None);
   backend.ca_file = readFile(reader, "ca_file", Need::Optional).value_or("");
   backend.server_name = readName(reader, "server_name", Need::Optional).value_or("");
   backend.verify = reader.boolean("verify", Need::Optional).value_or(true);
+  // The back-end TLS context trusts only the configured CA, never the system store.
+  if (backend.tls != TlsMode::None && backend.verify && !reader.has("ca_file")) {
+    error(reader.pointerOf("ca_file"), "missing: tls " + quoteJson(tlsModeName(backend.tls)) +
+                                           " with verify true needs the CA to verify against");
+  }
   if (backend.tls == TlsMode::StartTls && backend.ports.count(Protocol::Http) != 0) {
     error(reader.pointerOf("tls"), "starttls cannot apply to the http port (http has no STARTTLS)");
   }
@@ -438,7 +446,8 @@ void Builder::readDirectory(const Json& value, const std::string& pointer) {
     for (std::string_view key : {"users", "users_file"}) {
       if (reader.has(key)) error(reader.pointerOf(key), "only used with type \"static\"");
     }
-    if (const Json* ldap = reader.object("ldap", Need::Required)) directory.ldap_json = ldap->dump();
+    if (const Json* ldap = reader.object("ldap", Need::Required))
+      directory.ldap_json = ldap->dump();
     return;
   }
   if (reader.has("ldap")) error(reader.pointerOf("ldap"), "only used with type \"ldap\"");
@@ -491,11 +500,12 @@ void Builder::readUser(const Json& value, const std::string& pointer) {
   auto backend_login = readName(reader, "backend_login", Need::Optional);
   if (password && !isSupportedHash(*password)) {
     // The hash itself is not repeated: error output may end up in tickets and chat.
-    error(reader.pointerOf("password"),
-          "unsupported or malformed password hash (expected " + std::string(kSupportedHashes) + ")");
+    error(reader.pointerOf("password"), "unsupported or malformed password hash (expected " +
+                                            std::string(kSupportedHashes) + ")");
   }
   if (backend && backend_names_.count(*backend) == 0) {
-    error(reader.pointerOf("backend"), "unknown backend " + quoteJson(*backend) + " (not in /backends)");
+    error(reader.pointerOf("backend"),
+          "unknown backend " + quoteJson(*backend) + " (not in /backends)");
   }
   if (const Json* protocols = reader.array("protocols", Need::Optional)) {
     readProtocolList(*protocols, reader.pointerOf("protocols"), user.protocols);
@@ -503,8 +513,8 @@ void Builder::readUser(const Json& value, const std::string& pointer) {
   if (!login || !password || !backend) return;
   auto [it, inserted] = login_pointers_.emplace(asciiLower(*login), reader.pointerOf("login"));
   if (!inserted) {
-    error(reader.pointerOf("login"), "duplicate login " + quoteJson(*login) + " (also " + it->second +
-                                         ", logins are matched case-insensitively)");
+    error(reader.pointerOf("login"), "duplicate login " + quoteJson(*login) + " (also " +
+                                         it->second + ", logins are matched case-insensitively)");
   }
   user.login = *login;
   user.password_hash = *password;
@@ -542,9 +552,9 @@ void Builder::readLimits(const Json& value, const std::string& pointer) {
 }
 
 void Builder::readTimeouts(const Json& value, const std::string& pointer) {
-  ObjectReader reader(value, pointer, errors_,
-                      {"connect_ms", "greeting_ms", "preauth_idle_ms", "session_idle_ms",
-                       "shutdown_grace_ms"});
+  ObjectReader reader(
+      value, pointer, errors_,
+      {"connect_ms", "greeting_ms", "preauth_idle_ms", "session_idle_ms", "shutdown_grace_ms"});
   Timeouts& timeouts = config_.timeouts;
   readCount(reader, "connect_ms", 1, timeouts.connect_ms);
   readCount(reader, "greeting_ms", 1, timeouts.greeting_ms);

@@ -1,8 +1,7 @@
 // How Gatehouse writes IMAP strings (quoted, literal, astring) when it replays a login to a
-// back-end, and the base64 used by AUTHENTICATE PLAIN and LOGIN.
+// back-end.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,12 +20,5 @@ std::string imapLiteral(std::string_view value, bool literal_plus);
 // Any byte string as an IMAP astring: quoted when possible, otherwise a literal (8-bit, CR, LF).
 // Holds NUL only if the peer accepts NUL in literals, which IMAP servers do not.
 std::string imapAstring(std::string_view value, bool literal_plus);
-
-// Standard alphabet with padding (RFC 4648 section 4), as SASL requires (RFC 4422).
-std::string base64Encode(std::string_view data);
-
-// Strict: length a multiple of 4, only alphabet characters, '=' only as final padding, and
-// unused bits zero. Anything else (spaces, line breaks, URL alphabet) is rejected.
-std::optional<std::string> base64Decode(std::string_view text);
 
 }  // namespace gatehouse::imap

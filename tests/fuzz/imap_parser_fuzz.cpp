@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proxy/imap/imap_parser.h"
+#include "proxy/core/base64.h"
 #include "proxy/imap/imap_string.h"
 
 namespace {
@@ -95,11 +96,11 @@ struct Run {
 };
 
 void checkStrings(std::string_view data) {
-  const auto decoded = gatehouse::imap::base64Decode(gatehouse::imap::base64Encode(data));
+  const auto decoded = gatehouse::base64Decode(gatehouse::base64Encode(data));
   check(decoded && *decoded == data, "base64 round trip");
   // Strict decoding accepts only canonical text, so encoding gives it back unchanged.
-  if (const auto strict = gatehouse::imap::base64Decode(data)) {
-    check(gatehouse::imap::base64Encode(*strict) == data, "base64 not canonical");
+  if (const auto strict = gatehouse::base64Decode(data)) {
+    check(gatehouse::base64Encode(*strict) == data, "base64 not canonical");
   }
   if (data.find('\0') != std::string_view::npos || data.size() > 4000) return;
   CommandParser parser(ParserLimits{});

@@ -255,10 +255,9 @@ TEST_CASE("config: nesting is bounded", "[config]") {
 }
 
 TEST_CASE("config: duplicate keys are errors", "[config]") {
-  requireOnlyError(
-      parse(std::string(
-          R"({"listeners": [{"address": "127.0.0.1", "port": 143, "port": 0, "protocol": "imap"}]})")),
-      "/listeners/0/port", "duplicate key");
+  std::string text = R"({"listeners": [{"address": "127.0.0.1", "port": 143, "port": 0, )"
+                     R"("protocol": "imap"}]})";
+  requireOnlyError(parse(text), "/listeners/0/port", "duplicate key");
 }
 
 TEST_CASE("config: unknown keys are errors, wherever they are", "[config]") {
@@ -408,13 +407,20 @@ TEST_CASE("config: back-ends", "[config]") {
     fs::create_directory(dir.path() / "ca.d");
     j["backends"] = {{{"name", "A"}, {"address", "10.0.0.1"}, {"ca_file", "ca.d"}}};
     requireOnlyError(parse(j, dir.path().string()), "/backends/0/ca_file",
-                     "cannot read \"" + (dir.path() / "ca.d").string() +
-                         "\": not a regular file");
+                     "cannot read \"" + (dir.path() / "ca.d").string() + "\": not a regular file");
+  }
+  SECTION("verifying a TLS back-end needs a CA file") {
+    j["backends"] = {{{"name", "A"}, {"address", "10.0.0.1"}, {"tls", "implicit"}}};
+    requireOnlyError(parse(j), "/backends/0/ca_file",
+                     "missing: tls \"implicit\" with verify true needs the CA to verify against");
+    j["backends"][0]["verify"] = false;
+    requireValid(parse(j));
   }
   SECTION("starttls does not exist for http") {
     j["backends"] = {{{"name", "A"},
                       {"address", "10.0.0.1"},
                       {"tls", "starttls"},
+                      {"verify", false},
                       {"ports", {{"imap", 143}, {"http", 80}}}}};
     requireOnlyError(parse(j), "/backends/0/tls",
                      "starttls cannot apply to the http port (http has no STARTTLS)");
@@ -470,9 +476,9 @@ TEST_CASE("config: certificates", "[config]") {
     TempDir dir;
     dir.write("good.key", "k");
     j["tls"]["certificates"] = {{{"cert", "missing.crt"}, {"key", "good.key"}}};
-    requireOnlyError(parse(j, dir.path().string()), "/tls/certificates/0/cert",
-                     "cannot read \"" + (dir.path() / "missing.crt").string() +
-                         "\": No such file or directory");
+    requireOnlyError(
+        parse(j, dir.path().string()), "/tls/certificates/0/cert",
+        "cannot read \"" + (dir.path() / "missing.crt").string() + "\": No such file or directory");
   }
   SECTION("cert and key are required, names must be DNS names") {
     j["tls"]["certificates"] = {{{"names", {"mail.example.com", "*.example.com", "bad name"}}}};
@@ -525,7 +531,8 @@ Json withUsers(Json users) {
 
 TEST_CASE("config: static users", "[config]") {
   SECTION("a valid user, backend_login defaulting to the login") {
-    Outcome out = parse(withUsers({{{"login", "carol"}, {"password", kSshaSecret}, {"backend", "A"}}}));
+    Outcome out =
+        parse(withUsers({{{"login", "carol"}, {"password", kSshaSecret}, {"backend", "A"}}}));
     requireValid(out);
     REQUIRE(out.config->directory.users.size() == 1);
     CHECK(out.config->directory.users[0].backend_login == "carol");
@@ -541,8 +548,8 @@ TEST_CASE("config: static users", "[config]") {
         parse(withUsers({{{"login", "carol"}, {"password", "{PLAIN}hunter2"}, {"backend", "A"}}}));
     REQUIRE(out.errors.size() == 1);
     CHECK(out.errors[0].pointer == "/directory/users/0/password");
-    CHECK(out.errors[0].message.rfind("unsupported or malformed password hash (expected {SSHA}", 0) ==
-          0);
+    CHECK(out.errors[0].message.rfind("unsupported or malformed password hash (expected {SSHA}",
+                                      0) == 0);
     CHECK(out.errors[0].message.find("hunter2") == std::string::npos);
   }
   SECTION("protocols are checked one by one") {
@@ -577,15 +584,17 @@ TEST_CASE("config: users file", "[config]") {
   std::string file = (dir.path() / "users.json").string();
 
   SECTION("errors inside it point into it and name it") {
-    dir.write("users.json",
-              Json{{"users", {{{"login", "x"}, {"password", kSshaSecret}, {"backend", "Q"}}}}}.dump());
+    dir.write(
+        "users.json",
+        Json{{"users", {{{"login", "x"}, {"password", kSshaSecret}, {"backend", "Q"}}}}}.dump());
     requireOnlyError(parse(j, dir.path().string()), "/directory/users_file/users/0/backend",
                      "unknown backend \"Q\" (not in /backends) (in users file \"" + file + "\")");
   }
   SECTION("a login in both places is a duplicate") {
     j["directory"]["users"] = {{{"login", "x"}, {"password", kSshaSecret}, {"backend", "A"}}};
-    dir.write("users.json",
-              Json{{"users", {{{"login", "X"}, {"password", kSshaSecret}, {"backend", "A"}}}}}.dump());
+    dir.write(
+        "users.json",
+        Json{{"users", {{{"login", "X"}, {"password", kSshaSecret}, {"backend", "A"}}}}}.dump());
     CHECK(hasError(parse(j, dir.path().string()), "/directory/users_file/users/0/login",
                    "duplicate login \"X\" (also /directory/users/0/login"));
   }

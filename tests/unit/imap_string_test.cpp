@@ -1,5 +1,6 @@
 // Unit tests for IMAP string quoting and base64: what Gatehouse writes must parse back to the
 // bytes the user typed.
+#include "proxy/core/base64.h"
 #include "proxy/imap/imap_string.h"
 
 #include <catch2/catch.hpp>

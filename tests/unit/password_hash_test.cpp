@@ -32,7 +32,8 @@ constexpr const char* kBareSha512Rounds =
     "$6$rounds=10000$zbtwlFLKOoMl4rE2$te/U84vSHfHM3BFMp7mY0qk8tTTkOuQtHcUULln4toXbZFxoWQ7kmm9BKyQTi"
     "lcroqEPBfKZQp6hs9anL8mp4.";
 // libcrypt crypt("secret", crypt_gensalt("$y$")): yescrypt, Debian's /etc/shadow default
-constexpr const char* kYescrypt = "$y$j9T$1Z7i6uIu1ogZvm/tWpkx4.$wMo1KI93c80MmUv/3aUJsNq7uigU8pXQ/nE6YciMvK7";
+constexpr const char* kYescrypt =
+    "$y$j9T$1Z7i6uIu1ogZvm/tWpkx4.$wMo1KI93c80MmUv/3aUJsNq7uigU8pXQ/nE6YciMvK7";
 
 // The crypt string without its {SHA512-CRYPT} prefix, which {CRYPT} and bare use must accept.
 std::string sha512CryptBody() {
@@ -76,7 +77,7 @@ TEST_CASE("a tampered hash refuses the right password", "[password_hash]") {
   CHECK_FALSE(verifyPassword(tamper(ssha512, 20), "secret"));
   CHECK_FALSE(verifyPassword(tamper(ssha512, ssha512.size() - 4), "secret"));
   std::string sha512 = kSha512Crypt;
-  CHECK_FALSE(verifyPassword(tamper(sha512, 20), "secret"));                 // salt
+  CHECK_FALSE(verifyPassword(tamper(sha512, 20), "secret"));                  // salt
   CHECK_FALSE(verifyPassword(tamper(sha512, sha512.size() - 10), "secret"));  // hash
   std::string sha256 = kSha256Crypt;
   CHECK_FALSE(verifyPassword(tamper(sha256, sha256.size() - 10), "secret"));
@@ -119,14 +120,14 @@ TEST_CASE("unknown, weak and malformed schemes are refused", "[password_hash]") 
            "{CLEARTEXT}secret",
            "secret",
            "",
-           "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",           // unsalted SHA-1 of "secret"
-           "{MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ==",               // unsalted MD5 of "secret"
-           "abJnggxhB/yJU",                               // DES crypt
-           "$1$abcdefgh$G//4keteveJMy0eIdZt.A.",          // MD5 crypt
+           "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",   // unsalted SHA-1 of "secret"
+           "{MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ==",       // unsalted MD5 of "secret"
+           "abJnggxhB/yJU",                       // DES crypt
+           "$1$abcdefgh$G//4keteveJMy0eIdZt.A.",  // MD5 crypt
            "{CRYPT}abJnggxhB/yJU",
-           "{SSHA}hKA/q2Rho3mtLe8pwHNGmxe+Y0K7hy",        // length not a multiple of 4
-           "{SSHA}hKA/q2Rho3mtLe8pw HNGmxe+Y0K7hyUu",     // whitespace
-           "{SSHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",          // digest only, no salt
+           "{SSHA}hKA/q2Rho3mtLe8pwHNGmxe+Y0K7hy",     // length not a multiple of 4
+           "{SSHA}hKA/q2Rho3mtLe8pw HNGmxe+Y0K7hyUu",  // whitespace
+           "{SSHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",       // digest only, no salt
            "{SSHA",
            "$6$$",
            "$6$salt$",

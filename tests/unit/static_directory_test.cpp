@@ -143,11 +143,11 @@ TEST_CASE("static directory: answers from another thread arrive on the loop thre
   std::thread::id callback_thread;
   std::unique_ptr<PendingAuth> pending;
   std::thread asker([&] {
-    pending = directory.authenticate(loop.mailbox(), credentials("carol", "secret"),
-                                     [&](AuthResult r) {
-                                       callback_thread = std::this_thread::get_id();
-                                       result = std::move(r);
-                                     });
+    pending =
+        directory.authenticate(loop.mailbox(), credentials("carol", "secret"), [&](AuthResult r) {
+          callback_thread = std::this_thread::get_id();
+          result = std::move(r);
+        });
   });
   asker.join();
   REQUIRE(loop.runUntil([&result] { return result.has_value(); }));

@@ -1,0 +1,296 @@
+// The cache behind CachedDirectory: an LRU list of (login, protocol) entries, each holding at most
+// one positive answer and a few negative ones, every answer bound to an HMAC of the password.
+#include "directory/cached_directory.h"
+
+#include <openssl/hmac.h>
+#include <openssl/mem.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "proxy/log/log.h"
+
+namespace gatehouse {
+
+namespace {
+
+using std::chrono::steady_clock;
+
+// Wrong passwords remembered per entry. More would let someone guessing a user's password push
+// memory use up; fewer would send a user who keeps retyping the same typo to the directory.
+constexpr size_t kMaxNegatives = 4;
+
+bool sameMac(const CachedDirectory::Mac& a, const CachedDirectory::Mac& b) {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Same contract as the inner directories' handles: the flag is read by the posted delivery.
+class CachedPendingAuth : public PendingAuth {
+ public:
+  explicit CachedPendingAuth(std::shared_ptr<std::atomic<bool>> cancelled)
+      : cancelled_(std::move(cancelled)) {}
+  ~CachedPendingAuth() override { cancelled_->store(true); }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+};
+
+}  // namespace
+
+struct CachedDirectory::Store {
+  using TimePoint = steady_clock::time_point;
+
+  struct Positive {
+    Mac mac;
+    AuthResult result;  // Ok or Disabled
+    TimePoint stored;
+  };
+  struct Negative {
+    Mac mac;
+    TimePoint stored;
+  };
+  struct Entry {
+    std::string key;
+    std::optional<Positive> positive;
+    std::vector<Negative> negatives;  // at most kMaxNegatives, oldest first
+  };
+
+  Store(const DirectoryCacheConfig& config, Clock clock_fn)
+      : ttl(std::chrono::seconds(config.ttl_s)),
+        negative_ttl(std::chrono::seconds(config.negative_ttl_s)),
+        stale_max(std::chrono::seconds(config.stale_max_s)),
+        max_entries(std::max<size_t>(1, config.max_entries)),
+        clock(std::move(clock_fn)) {
+    // A fresh key per process: MACs in a core dump or a memory disclosure cannot be checked
+    // against guessed passwords offline.
+    if (RAND_bytes(hmac_key.data(), hmac_key.size()) != 1) {
+      throw std::runtime_error("RAND_bytes failed");
+    }
+  }
+  ~Store() { OPENSSL_cleanse(hmac_key.data(), hmac_key.size()); }
+
+  // Bound to the key too, so two users with one password do not share a MAC.
+  Mac mac(std::string_view key, std::string_view password) const {
+    HMAC_CTX ctx;
+    HMAC_CTX_init(&ctx);
+    Mac out{};
+    unsigned int length = 0;
+    const uint8_t separator = 0;
+    bool ok = HMAC_Init_ex(&ctx, hmac_key.data(), hmac_key.size(), EVP_sha256(), nullptr) == 1 &&
+              HMAC_Update(&ctx, reinterpret_cast<const uint8_t*>(key.data()), key.size()) == 1 &&
+              HMAC_Update(&ctx, &separator, 1) == 1 &&
+              HMAC_Update(&ctx, reinterpret_cast<const uint8_t*>(password.data()),
+                          password.size()) == 1 &&
+              HMAC_Final(&ctx, out.data(), &length) == 1;
+    HMAC_CTX_cleanup(&ctx);
+    if (!ok || length != out.size()) throw std::runtime_error("HMAC-SHA256 failed");
+    return out;
+  }
+
+  // A fresh answer for this password, or nullopt (the caller asks the inner directory).
+  std::optional<AuthResult> lookup(const std::string& key, const Mac& password_mac) {
+    TimePoint now = clock();
+    std::lock_guard lock(mutex);
+    auto it = index.find(key);
+    if (it != index.end()) {
+      Entry& entry = *it->second;
+      if (entry.positive && sameMac(entry.positive->mac, password_mac) &&
+          now - entry.positive->stored < ttl) {
+        touch(it->second);
+        ++hits;
+        return entry.positive->result;
+      }
+      for (const Negative& negative : entry.negatives) {
+        if (sameMac(negative.mac, password_mac) && now - negative.stored < negative_ttl) {
+          touch(it->second);
+          ++hits;
+          return AuthResult{AuthStatus::Denied, Route{}, "wrong password (cached)"};
+        }
+      }
+    }
+    ++misses;
+    return std::nullopt;
+  }
+
+  // The inner directory's definite answer (Ok, Disabled, Denied) for this password.
+  void record(const std::string& key, const Mac& password_mac, const AuthResult& result) {
+    bool positive = result.status == AuthStatus::Ok || result.status == AuthStatus::Disabled;
+    bool keep = positive ? ttl.count() != 0 || stale_max.count() != 0 : negative_ttl.count() != 0;
+    if (positive && !keep) return;
+    TimePoint now = clock();
+    std::lock_guard lock(mutex);
+    auto it = index.find(key);
+    if (it == index.end()) {
+      if (!keep) return;  // a Denied with nothing to retire and nothing to remember
+      lru.push_front(Entry{key, std::nullopt, {}});
+      it = index.emplace(lru.front().key, lru.begin()).first;
+      evictBeyondLimit();
+    } else {
+      touch(it->second);
+    }
+    Entry& entry = *it->second;
+    auto& negatives = entry.negatives;
+    auto same = [&password_mac](const Negative& n) { return sameMac(n.mac, password_mac); };
+    negatives.erase(std::remove_if(negatives.begin(), negatives.end(), same), negatives.end());
+    if (positive) {
+      // A password that works replaces the previous one: after a password change the old one
+      // stops being answered from the cache as soon as the new one has been used.
+      entry.positive = Positive{password_mac, result, now};
+    } else {
+      // The directory refused this password: it must not come back through stale-if-error.
+      if (entry.positive && sameMac(entry.positive->mac, password_mac)) entry.positive.reset();
+      if (negative_ttl.count() != 0) {
+        if (negatives.size() == kMaxNegatives) negatives.erase(negatives.begin());
+        negatives.push_back(Negative{password_mac, now});
+      }
+    }
+    if (!entry.positive && entry.negatives.empty()) erase(it);
+  }
+
+  // After the inner directory failed: an expired positive for this password, if young enough.
+  std::optional<std::pair<AuthResult, steady_clock::duration>> stale(const std::string& key,
+                                                                      const Mac& password_mac) {
+    TimePoint now = clock();
+    std::lock_guard lock(mutex);
+    auto it = index.find(key);
+    if (it == index.end()) return std::nullopt;
+    Entry& entry = *it->second;
+    if (!entry.positive || !sameMac(entry.positive->mac, password_mac)) return std::nullopt;
+    steady_clock::duration age = now - entry.positive->stored;
+    if (age >= std::max(stale_max, ttl)) return std::nullopt;
+    touch(it->second);
+    ++stale_served;
+    return std::make_pair(entry.positive->result, age);
+  }
+
+  void touch(std::list<Entry>::iterator entry) { lru.splice(lru.begin(), lru, entry); }
+
+  void erase(std::unordered_map<std::string_view, std::list<Entry>::iterator>::iterator it) {
+    auto entry = it->second;
+    index.erase(it);  // before the entry: the index's key views the entry's string
+    lru.erase(entry);
+  }
+
+  void evictBeyondLimit() {
+    while (lru.size() > max_entries) {
+      index.erase(lru.back().key);
+      lru.pop_back();
+      ++evictions;
+    }
+  }
+
+  const steady_clock::duration ttl;
+  const steady_clock::duration negative_ttl;
+  const steady_clock::duration stale_max;
+  const size_t max_entries;
+  const Clock clock;
+  std::array<uint8_t, 32> hmac_key{};
+
+  mutable std::mutex mutex;
+  std::list<Entry> lru;  // most recently used first
+  std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // views Entry::key
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t stale_served = 0;
+  uint64_t evictions = 0;
+  std::atomic<uint64_t> malformed{0};
+};
+
+CachedDirectory::CachedDirectory(std::shared_ptr<Directory> inner,
+                                 const LoginNormalizationConfig& login,
+                                 const DirectoryCacheConfig& cache, Clock clock)
+    : inner_(std::move(inner)),
+      normalizer_(login),
+      enabled_(cache.enabled),
+      store_(std::make_shared<Store>(cache, std::move(clock))) {}
+
+CachedDirectory::~CachedDirectory() = default;
+
+std::unique_ptr<PendingAuth> CachedDirectory::deliverNow(
+    const std::shared_ptr<LoopMailbox>& reply_to, AuthResult result, AuthCallback done) {
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  // Posted although the answer is ready: the caller is never called back on its own stack.
+  reply_to->post([cancelled, done = std::move(done), result = std::move(result)]() mutable {
+    if (!cancelled->load()) done(std::move(result));
+  });
+  return std::make_unique<CachedPendingAuth>(std::move(cancelled));
+}
+
+std::unique_ptr<PendingAuth> CachedDirectory::authenticate(std::shared_ptr<LoopMailbox> reply_to,
+                                                           Credentials credentials,
+                                                           AuthCallback done) {
+  std::optional<std::string> login = normalizer_.normalize(credentials.login);
+  if (!login) {
+    store_->malformed.fetch_add(1, std::memory_order_relaxed);
+    return deliverNow(reply_to, AuthResult{AuthStatus::Denied, Route{}, "malformed login"},
+                      std::move(done));
+  }
+  credentials.login = std::move(*login);
+  if (!enabled_) return inner_->authenticate(std::move(reply_to), std::move(credentials),
+                                             std::move(done));
+
+  // The protocol is part of the key because Disabled depends on it. NUL cannot occur in a
+  // normalised login, so the key is unambiguous.
+  std::string key = credentials.login;
+  key += '\0';
+  key += protocolName(credentials.protocol);
+  Mac password_mac = store_->mac(key, credentials.password.reveal());
+  if (std::optional<AuthResult> hit = store_->lookup(key, password_mac)) {
+    return deliverNow(reply_to, std::move(*hit), std::move(done));
+  }
+  // The inner directory delivers on reply_to's loop and never after its handle is destroyed, so
+  // returning its handle gives the caller the same guarantees without another layer.
+  auto on_answer = [store = store_, key = std::move(key), password_mac,
+                    done = std::move(done)](AuthResult result) mutable {
+    if (result.status == AuthStatus::TempFail) {
+      if (auto stale = store->stale(key, password_mac)) {
+        auto age = std::chrono::duration_cast<std::chrono::seconds>(stale->second);
+        log::warn("serving stale", {{"user", key.substr(0, key.find('\0'))},
+                                    {"protocol", key.substr(key.find('\0') + 1)},
+                                    {"age_s", age.count()},
+                                    {"reason", result.reason}});
+        stale->first.reason = "stale: " + result.reason;
+        done(std::move(stale->first));
+        return;
+      }
+    } else {
+      store->record(key, password_mac, result);
+    }
+    done(std::move(result));
+  };
+  return inner_->authenticate(std::move(reply_to), std::move(credentials), std::move(on_answer));
+}
+
+CachedDirectory::Stats CachedDirectory::stats() const {
+  std::lock_guard lock(store_->mutex);
+  return Stats{store_->hits, store_->misses, store_->stale_served, store_->evictions,
+               store_->malformed.load(std::memory_order_relaxed)};
+}
+
+size_t CachedDirectory::size() const {
+  std::lock_guard lock(store_->mutex);
+  return store_->lru.size();
+}
+
+std::vector<std::string> CachedDirectory::debugDump() const {
+  std::lock_guard lock(store_->mutex);
+  std::vector<std::string> out;
+  for (const Store::Entry& entry : store_->lru) {
+    std::string line = entry.key;
+    if (entry.positive) {
+      const AuthResult& r = entry.positive->result;
+      line += " positive=" + std::to_string(static_cast<int>(r.status)) + " mac=";
+      line.append(entry.positive->mac.begin(), entry.positive->mac.end());
+      line += " route=" + r.route.user + "@" + r.route.backend + " reason=" + r.reason;
+    }
+    for (const Store::Negative& negative : entry.negatives) {
+      line += " negative mac=";
+      line.append(negative.mac.begin(), negative.mac.end());
+    }
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
+}  // namespace gatehouse

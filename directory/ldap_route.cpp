@@ -1,0 +1,97 @@
+// LDAP entry -> AuthResult. The mailHost is only ever looked up among configured back-ends, so
+// whatever the directory holds, Gatehouse connects to no host the operator did not list.
+#include "directory/ldap_route.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+
+namespace gatehouse {
+namespace {
+
+std::string asciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && asciiLower(a) == asciiLower(b);
+}
+
+// The 4 or 16 address bytes, so that "::1" and "0::1" name the same back-end.
+std::optional<std::string> ipBytes(const std::string& text) {
+  std::array<unsigned char, 16> bytes{};
+  if (inet_pton(AF_INET, text.c_str(), bytes.data()) == 1) {
+    return std::string(bytes.begin(), bytes.begin() + 4);
+  }
+  if (inet_pton(AF_INET6, text.c_str(), bytes.data()) == 1) {
+    return std::string(bytes.begin(), bytes.end());
+  }
+  return std::nullopt;
+}
+
+AuthResult result(AuthStatus status, std::string reason) {
+  return AuthResult{status, Route{}, std::move(reason)};
+}
+
+}  // namespace
+
+LdapRouteMapper::LdapRouteMapper(const LdapAttributes& attributes,
+                                 const std::vector<BackendConfig>& backends)
+    : attributes_(attributes) {
+  for (const BackendConfig& backend : backends) {
+    by_name_.emplace(backend.name, backend.name);
+    if (auto bytes = ipBytes(backend.address)) by_address_.emplace(*bytes, backend.name);
+  }
+}
+
+std::string LdapRouteMapper::backendFor(std::string_view value) const {
+  if (auto it = by_name_.find(std::string(value)); it != by_name_.end()) return it->second;
+  // Host names compare case-insensitively; an exact match above wins over this.
+  for (const auto& [name, target] : by_name_) {
+    if (equalsIgnoreCase(name, value)) return target;
+  }
+  if (auto bytes = ipBytes(std::string(value))) {
+    if (auto it = by_address_.find(*bytes); it != by_address_.end()) return it->second;
+  }
+  return {};
+}
+
+AuthResult LdapRouteMapper::decide(const LdapEntry& entry, std::string_view typed_login,
+                                   Protocol protocol) const {
+  if (!attributes_.disabled.empty()) {
+    bool disabled = std::any_of(entry.disabled.begin(), entry.disabled.end(), [&](const auto& v) {
+      return equalsIgnoreCase(v, attributes_.disabled_value);
+    });
+    if (disabled) return result(AuthStatus::Denied, "account disabled");
+  }
+  if (!attributes_.protocols.empty() && !entry.protocols.empty()) {
+    bool allowed = std::any_of(entry.protocols.begin(), entry.protocols.end(),
+                               [&](const auto& v) { return equalsIgnoreCase(v, protocolName(protocol)); });
+    if (!allowed) {
+      return result(AuthStatus::Disabled,
+                    std::string("protocol ") + protocolName(protocol) + " not allowed for this user");
+    }
+  }
+  if (entry.backend.empty()) {
+    return result(AuthStatus::TempFail, "entry " + entry.dn + " has no " + attributes_.backend);
+  }
+  // A multi-valued mailHost is a directory mistake; the first value decides, as in Dovecot.
+  std::string backend = backendFor(entry.backend.front());
+  if (backend.empty()) {
+    return result(AuthStatus::TempFail, attributes_.backend + " \"" + entry.backend.front() +
+                                            "\" of " + entry.dn +
+                                            " names no configured back-end");
+  }
+  std::string user = entry.login.empty() || entry.login.front().empty()
+                         ? std::string(typed_login)
+                         : entry.login.front();
+  return AuthResult{AuthStatus::Ok, Route{std::move(user), std::move(backend)}, ""};
+}
+
+}  // namespace gatehouse

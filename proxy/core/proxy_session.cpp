@@ -1,0 +1,292 @@
+#include "proxy/core/proxy_session.h"
+
+#include "backends/backend_registry.h"
+#include "proxy/log/log.h"
+#include "proxy/net/tcp_stream.h"
+#include "tls/tls_wrap.h"
+
+namespace gatehouse {
+namespace {
+
+// How long a client may take to close after our goodbye before we close on it.
+constexpr unsigned kLingerMs = 2000;
+
+const char* authStatusName(AuthStatus s) {
+  switch (s) {
+    case AuthStatus::Ok: return "ok";
+    case AuthStatus::Denied: return "denied";
+    case AuthStatus::Disabled: return "disabled";
+    case AuthStatus::TempFail: return "tempfail";
+  }
+  return "?";
+}
+
+}  // namespace
+
+ProxySession::ProxySession(SessionContext context, std::unique_ptr<Stream> client,
+                           Protocol protocol)
+    : ctx_(std::move(context)), protocol_(protocol), client_(std::move(client)), timer_(ctx_.loop) {
+  started_ms_ = uv_now(ctx_.loop);
+}
+
+ProxySession::~ProxySession() {
+  *alive_ = false;
+  closeNow();
+}
+
+std::string ProxySession::sessionId() const { return formatSessionId(ctx_.id); }
+
+void ProxySession::start() {
+  if (ctx_.listener->tls == TlsMode::Implicit && ctx_.tls) {
+    client_ = wrapServerTls(std::move(client_), *ctx_.tls, ctx_.loop);
+  }
+  client_->setHandler(this);
+  client_->readStart();
+  timer_.start(ctx_.config->timeouts.preauth_idle_ms,
+               [this] { finish(Goodbye::PreauthTimeout, "preauth_timeout"); });
+  onStart();
+  flush();
+}
+
+void ProxySession::flush() {
+  if (out_.empty() || !client_) return;
+  preauth_bytes_out_ += out_.size();
+  client_->write(out_);
+  std::string().swap(out_);  // hold no buffer while waiting for the client
+}
+
+void ProxySession::startTls() {
+  client_->setHandler(nullptr);
+  client_ = wrapServerTls(std::move(client_), *ctx_.tls, ctx_.loop);
+  client_->setHandler(this);
+  client_->readStart();
+}
+
+void ProxySession::onRead(std::string_view data) {
+  if (phase_ != Phase::PreAuth) return;  // draining after the goodbye
+  preauth_bytes_in_ += data.size();
+  timer_.restart(ctx_.config->timeouts.preauth_idle_ms);
+  auto alive = alive_;
+  onClientData(data);
+  if (*alive) flush();
+}
+
+bool ProxySession::countBadCommand() {
+  if (++bad_commands_ < ctx_.config->limits.max_bad_commands) return true;
+  finish(Goodbye::TooManyErrors, "too_many_errors");
+  return false;
+}
+
+bool ProxySession::countAuthFailure() {
+  if (++auth_failures_ < ctx_.config->limits.max_auth_failures) return true;
+  finish(Goodbye::TooManyAuthFailures, "auth_failed");
+  return false;
+}
+
+void ProxySession::authenticate(std::string login, Secret password) {
+  user_ = login;
+  phase_ = Phase::Authenticating;
+  client_->readStop();
+  flush();
+  // Nothing with a NUL or without a password reaches the directory or a back-end.
+  if (login.empty() || login.find('\0') != std::string::npos || password.empty() ||
+      password.reveal().find('\0') != std::string_view::npos) {
+    loginFailed(LoginFailure::Denied);
+    return;
+  }
+  Credentials credentials;
+  credentials.login = std::move(login);
+  credentials.password = password;
+  credentials.protocol = protocol_;
+  std::string port;
+  splitAddress(ctx_.client_address, credentials.client_ip, port);
+  pending_auth_ = ctx_.directory->authenticate(
+      ctx_.mailbox, std::move(credentials),
+      [this, password = std::move(password)](AuthResult result) mutable {
+        onAuthResult(std::move(result), std::move(password));
+      });
+}
+
+void ProxySession::onAuthResult(AuthResult result, Secret password) {
+  pending_auth_.reset();
+  if (result.status != AuthStatus::Ok) {
+    log::info("login refused", {{"session", sessionId()}, {"user", user_},
+                                {"status", authStatusName(result.status)}, {"reason", result.reason}});
+    loginFailed(result.status == AuthStatus::Denied     ? LoginFailure::Denied
+                : result.status == AuthStatus::Disabled ? LoginFailure::Disabled
+                                                        : LoginFailure::DirectoryTempFail);
+    return;
+  }
+  const Backend* backend = ctx_.backends->find(result.route.backend);
+  if (backend == nullptr || backend->port(protocol_) == 0) {
+    // The directory named a host the configuration does not: never connect to it.
+    log::error("route to unconfigured back-end", {{"session", sessionId()}, {"user", user_},
+                                                  {"backend", result.route.backend},
+                                                  {"protocol", protocolName(protocol_)}});
+    loginFailed(LoginFailure::BackendUnavailable);
+    return;
+  }
+  user_ = result.route.user;
+  backend_name_ = backend->config.name;
+  BackendLoginRequest request;
+  request.user = result.route.user;
+  request.password = std::move(password);
+  splitAddress(ctx_.client_address, request.client_ip, request.client_port);
+  splitAddress(ctx_.local_address, request.local_ip, request.local_port);
+  request.session_id = sessionId();
+  login_ = makeBackendLogin(*backend, std::move(request),
+                            [this](BackendLoginResult r) { onBackendLogin(std::move(r)); });
+  login_->start();
+}
+
+void ProxySession::onBackendLogin(BackendLoginResult result) {
+  auto login = std::move(login_);  // destroyed when this call returns, not before
+  if (result.failure == BackendFailure::None) {
+    startRelay(std::move(result));
+    return;
+  }
+  log::warn("back-end login failed", {{"session", sessionId()}, {"user", user_},
+                                      {"backend", backend_name_}, {"reason", result.reason}});
+  backend_name_.clear();
+  loginFailed(result.failure == BackendFailure::AuthFailed ? LoginFailure::Denied
+              : result.failure == BackendFailure::InUse    ? LoginFailure::BackendInUse
+                                                           : LoginFailure::BackendUnavailable);
+}
+
+void ProxySession::loginFailed(LoginFailure failure) {
+  auto alive = alive_;
+  onLoginFailed(failure);
+  if (!*alive || ending()) return;
+  if (failure == LoginFailure::Denied && !countAuthFailure()) return;
+  phase_ = Phase::PreAuth;
+  client_->readStart();
+  onResume();  // commands the client pipelined behind the failed login
+  if (*alive) flush();
+}
+
+void ProxySession::startRelay(BackendLoginResult result) {
+  backend_ = std::move(result.stream);
+  phase_ = Phase::Relaying;
+  std::string pipelined = onLoggedIn(result);
+  flush();
+  RelayObserver& observer = *this;
+  relay_ = std::make_unique<Relay>(ctx_.loop, *client_, *backend_, observer);
+  relay_->start();
+  auto alive = alive_;
+  if (!result.leftover.empty()) relay_->inject(RelaySide::Backend, result.leftover);
+  if (*alive && !pipelined.empty() && phase_ == Phase::Relaying) {
+    relay_->inject(RelaySide::Client, pipelined);
+  }
+  if (*alive && phase_ == Phase::Relaying) armIdleTimer(ctx_.config->timeouts.session_idle_ms);
+}
+
+void ProxySession::armIdleTimer(unsigned ms) {
+  timer_.start(ms, [this] {
+    uint64_t idle_for = uv_now(ctx_.loop) - relay_->lastActivityMs();
+    unsigned limit = ctx_.config->timeouts.session_idle_ms;
+    if (idle_for < limit) {
+      armIdleTimer(static_cast<unsigned>(limit - idle_for));
+      return;
+    }
+    finish(Goodbye::IdleTimeout, "idle_timeout");
+  });
+}
+
+void ProxySession::onRelayBytes(RelaySide from, std::string_view data) {
+  if (from == RelaySide::Backend) onBackendBytes(data);
+}
+
+void ProxySession::onRelayEnded(RelaySide side, bool error, std::string_view reason) {
+  if (side == RelaySide::Client) {
+    client_ended_ = true;
+    if (error || relay_->bothEnded()) {
+      finish({}, error ? "client_error" : "client_closed");
+      return;
+    }
+    relay_->passEnd(RelaySide::Client);  // let the back-end finish (e.g. after LOGOUT)
+    return;
+  }
+  if (client_ended_ || backendSaidGoodbye()) {
+    finish({}, backendSaidGoodbye() ? "logout" : "client_closed");
+    return;
+  }
+  log::warn("back-end connection lost", {{"session", sessionId()}, {"backend", backend_name_},
+                                         {"reason", std::string(reason)}});
+  finish(Goodbye::BackendLost, error ? "backend_error" : "backend_closed");
+}
+
+void ProxySession::onEnd() {
+  client_ended_ = true;
+  if (phase_ == Phase::Closing) {
+    closeNow();
+    return;
+  }
+  finish({}, "client_closed");
+}
+
+void ProxySession::onError(std::string_view reason) {
+  if (phase_ != Phase::Closing) {
+    log::debug("client stream error", {{"session", sessionId()}, {"reason", std::string(reason)}});
+  }
+  if (outcome_.empty()) outcome_ = "client_error";
+  closeNow();
+}
+
+void ProxySession::shutdown(bool final) {
+  if (ending()) return;
+  if (phase_ == Phase::Relaying && !final) return;  // may finish within the grace period
+  finish(Goodbye::Shutdown, "shutdown");
+}
+
+void ProxySession::finish(std::string_view bye, std::string outcome) {
+  if (ending()) return;
+  if (outcome_.empty()) outcome_ = std::move(outcome);
+  pending_auth_.reset();
+  login_.reset();
+  if (relay_) relay_->detach();
+  if (backend_) backend_->close();
+  // An injected line must not land inside a back-end response (e.g. in a literal).
+  bool may_write = !client_ended_ && (phase_ != Phase::Relaying || atClientLineStart());
+  phase_ = Phase::Closing;
+  if (may_write && !bye.empty()) reply(bye);
+  if (may_write) flush();
+  std::string().swap(out_);
+  if (client_ended_ || !client_) {
+    closeNow();
+    return;
+  }
+  // Lingering close: FIN after the goodbye, then wait briefly for the client's own close so
+  // that unread input does not turn into a reset that destroys the goodbye in flight.
+  client_->setHandler(this);
+  client_->shutdownWrite();
+  client_->readStart();
+  timer_.start(kLingerMs, [this] { closeNow(); });
+}
+
+void ProxySession::closeNow() {
+  if (phase_ == Phase::Closed) return;
+  phase_ = Phase::Closed;
+  timer_.release();
+  pending_auth_.reset();
+  login_.reset();
+  uint64_t from_client = preauth_bytes_in_ + (relay_ ? relay_->bytesFromClient() : 0);
+  uint64_t to_client = preauth_bytes_out_ + (relay_ ? relay_->bytesFromBackend() : 0);
+  // The relay stays allocated until the session is freed: we may be inside one of its calls.
+  if (relay_) relay_->detach();
+  if (backend_) backend_->close();
+  if (client_) client_->close();
+  log::info("session end", {{"session", sessionId()},
+                            {"protocol", protocolName(protocol_)},
+                            {"listener", ctx_.listener->name},
+                            {"client", ctx_.client_address},
+                            {"tls", tlsActive()},
+                            {"user", user_},
+                            {"backend", backend_name_},
+                            {"bytes_in", from_client},
+                            {"bytes_out", to_client},
+                            {"duration_ms", uv_now(ctx_.loop) - started_ms_},
+                            {"outcome", outcome_.empty() ? "closed" : outcome_}});
+  ctx_.host->release(ctx_.id);
+}
+
+}  // namespace gatehouse

@@ -1,0 +1,120 @@
+// What every protocol's session shares: implicit TLS and STARTTLS on the client stream, the
+// login pipeline (directory → configured back-end → back-end login → relay), timeouts, the
+// goodbye and lingering close, and the one log line at the end. Protocols supply the dialogue.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "backends/backend_login.h"
+#include "directory/directory.h"
+#include "proxy/core/session.h"
+#include "proxy/core/timer.h"
+#include "proxy/net/stream.h"
+#include "proxy/relay/relay.h"
+
+namespace gatehouse {
+
+enum class LoginFailure {
+  Denied,              // wrong password, unknown user: one generic answer for all of them
+  Disabled,            // this protocol is not allowed for the user
+  DirectoryTempFail,   // the directory could not answer
+  BackendUnavailable,  // back-end down, unknown or failed during login
+  BackendInUse,        // POP3: the mailbox is locked by another session
+};
+
+enum class Goodbye { PreauthTimeout, IdleTimeout, Shutdown, BackendLost, TooManyErrors, TooManyAuthFailures };
+
+class ProxySession : public Session, protected StreamHandler, protected RelayObserver {
+ public:
+  ProxySession(SessionContext context, std::unique_ptr<Stream> client, Protocol protocol);
+  ~ProxySession() override;
+
+  void start() final;
+  void shutdown(bool final) final;
+
+ protected:
+  enum class Phase { PreAuth, Authenticating, Relaying, Closing, Closed };
+
+  // --- what a protocol supplies ---
+  virtual void onStart() = 0;                            // write the greeting
+  virtual void onClientData(std::string_view data) = 0;  // pre-auth bytes from the client
+  virtual void onResume() = 0;                           // login failed: go on with buffered input
+  virtual void onLoginFailed(LoginFailure failure) = 0;  // answer the pending login command
+  // Back-end login succeeded: answer the client; return the client bytes that were pipelined
+  // behind the login command (they go to the back-end).
+  virtual std::string onLoggedIn(const BackendLoginResult& result) = 0;
+  virtual std::unique_ptr<BackendLogin> makeBackendLogin(const Backend& backend,
+                                                         BackendLoginRequest request,
+                                                         BackendLogin::Callback done) = 0;
+  // The line to send before closing for `reason` (empty for none), with CRLF.
+  virtual std::string goodbye(Goodbye reason) const = 0;
+  // Back-end bytes on their way to the client (framing, e.g. to see where lines start).
+  virtual void onBackendBytes(std::string_view) {}
+  // Whether a line may be injected into the client stream now (not inside a back-end response).
+  virtual bool atClientLineStart() const { return true; }
+  // Whether the back-end already said goodbye itself (IMAP BYE, POP3 +OK after QUIT, SMTP 221).
+  virtual bool backendSaidGoodbye() const { return false; }
+
+  // --- services for the protocol ---
+  void reply(std::string_view text) { out_.append(text); }
+  void flush();
+  // Puts TLS under the client stream; call after the "go ahead" reply was flushed and the
+  // protocol dropped what it had buffered (CVE-2011-0411).
+  void startTls();
+  bool tlsActive() const { return client_ && client_->isTls(); }
+  bool tlsAvailable() const { return ctx_.tls != nullptr; }
+  // Whether this listener lets the client authenticate now (TLS required and not yet up).
+  bool authAllowed() const { return !ctx_.listener->require_tls_for_auth || tlsActive(); }
+  // Directory, back-end and relay; ends in onLoginFailed() or onLoggedIn().
+  void authenticate(std::string login, Secret password);
+  // Counts a failed login; ends the session when the limit is reached. Returns false then.
+  bool countAuthFailure();
+  // Counts a bad command; ends the session when the limit is reached. Returns false then.
+  bool countBadCommand();
+  // Says the goodbye (if any and if the client may receive it) and ends the session.
+  void finish(std::string_view bye, std::string outcome);
+  void finish(Goodbye reason, std::string outcome) { finish(goodbye(reason), std::move(outcome)); }
+  Phase phase() const { return phase_; }
+  bool ending() const { return phase_ == Phase::Closing || phase_ == Phase::Closed; }
+  std::string sessionId() const;
+
+  SessionContext ctx_;
+  const Protocol protocol_;
+  std::string user_;          // as typed, then canonical after the directory answered
+  std::string backend_name_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
+
+ private:
+  void onRead(std::string_view data) final;
+  void onEnd() final;
+  void onError(std::string_view reason) final;
+  void onRelayBytes(RelaySide from, std::string_view data) final;
+  void onRelayEnded(RelaySide side, bool error, std::string_view reason) final;
+
+  void onAuthResult(AuthResult result, Secret password);
+  void onBackendLogin(BackendLoginResult result);
+  void loginFailed(LoginFailure failure);
+  void startRelay(BackendLoginResult result);
+  void armIdleTimer(unsigned ms);
+  void closeNow();
+
+  std::unique_ptr<Stream> client_;
+  std::unique_ptr<Stream> backend_;
+  std::string out_;
+  Timer timer_;
+  Phase phase_ = Phase::PreAuth;
+  std::unique_ptr<PendingAuth> pending_auth_;
+  std::unique_ptr<BackendLogin> login_;
+  std::unique_ptr<Relay> relay_;
+  std::string outcome_;
+  unsigned bad_commands_ = 0;
+  unsigned auth_failures_ = 0;
+  uint64_t started_ms_ = 0;
+  uint64_t preauth_bytes_in_ = 0;
+  uint64_t preauth_bytes_out_ = 0;
+  bool client_ended_ = false;
+};
+
+}  // namespace gatehouse
