@@ -150,7 +150,7 @@ struct CachedDirectory::Store {
 
   // After the inner directory failed: an expired positive for this password, if young enough.
   std::optional<std::pair<AuthResult, steady_clock::duration>> stale(const std::string& key,
-                                                                      const Mac& password_mac) {
+                                                                     const Mac& password_mac) {
     TimePoint now = clock();
     std::lock_guard lock(mutex);
     auto it = index.find(key);
@@ -227,8 +227,8 @@ std::unique_ptr<PendingAuth> CachedDirectory::authenticate(std::shared_ptr<LoopM
                       std::move(done));
   }
   credentials.login = std::move(*login);
-  if (!enabled_) return inner_->authenticate(std::move(reply_to), std::move(credentials),
-                                             std::move(done));
+  if (!enabled_)
+    return inner_->authenticate(std::move(reply_to), std::move(credentials), std::move(done));
 
   // The protocol is part of the key because Disabled depends on it. NUL cannot occur in a
   // normalised login, so the key is unambiguous.

@@ -7,7 +7,9 @@
 namespace gatehouse {
 namespace {
 
-char asciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char asciiLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string asciiLower(std::string_view s) {
   std::string out(s);
@@ -62,9 +64,10 @@ std::optional<std::string> LoginNormalizer::normalize(std::string_view login) co
   size_t at = out.rfind('@');
   if (at != std::string::npos) {
     std::string_view domain = std::string_view(out).substr(at + 1);
-    bool strip = strip_any_domain_ ||
-                 std::any_of(strip_domains_.begin(), strip_domains_.end(),
-                             [domain](const std::string& d) { return equalsIgnoringCase(d, domain); });
+    bool strip = strip_any_domain_ || std::any_of(strip_domains_.begin(), strip_domains_.end(),
+                                                  [domain](const std::string& d) {
+                                                    return equalsIgnoringCase(d, domain);
+                                                  });
     if (strip) {
       out.resize(at);
       at = std::string::npos;

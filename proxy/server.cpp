@@ -7,10 +7,13 @@
 #include <thread>
 
 #include "backends/backend_registry.h"
+#include "directory/ldap_directory.h"
 #include "directory/static_directory.h"
 #include "proxy/core/uv_handle.h"
 #include "proxy/imap/imap_session.h"
 #include "proxy/log/log.h"
+#include "proxy/pop3/pop3_session.h"
+#include "proxy/smtp/smtp_session.h"
 #include "tls/tls_context.h"
 
 namespace gatehouse {
@@ -19,8 +22,8 @@ namespace {
 SessionFactory factoryFor(Protocol protocol) {
   switch (protocol) {
     case Protocol::Imap: return makeImapSession;
-    case Protocol::Pop3:
-    case Protocol::Submission:
+    case Protocol::Pop3: return makePop3Session;
+    case Protocol::Submission: return makeSmtpSession;
     case Protocol::Http: break;
   }
   return nullptr;
@@ -28,6 +31,7 @@ SessionFactory factoryFor(Protocol protocol) {
 
 std::shared_ptr<Directory> makeDirectory(const Config& config, std::string& error) {
   if (config.directory.type == "static") return std::make_shared<StaticDirectory>(config.directory);
+  if (config.directory.type == "ldap") return LdapDirectory::create(config, error);
   error = "directory type \"" + config.directory.type + "\" is not available";
   return nullptr;
 }

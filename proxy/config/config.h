@@ -92,6 +92,16 @@ struct Timeouts {
   unsigned shutdown_grace_ms = 10000; // on SIGTERM, how long sessions may finish
 };
 
+// SMTP submission (proxy/smtp/): where messages go and the RFC 5321 4.5.3.2 server timeouts.
+struct SubmissionConfig {
+  // Back-ends (names from /backends, each with a submission port) that take every submission,
+  // whoever the user is; empty: the user's home back-end's submission port.
+  std::vector<std::string> relay_backends;
+  uint64_t max_message_size = 0;       // SIZE in EHLO; 0: "SIZE" without a number (RFC 1870)
+  unsigned command_timeout_ms = 300000;  // client silent before AUTH (RFC 5321 4.5.3.2.7: 5 min)
+  unsigned relay_idle_ms = 600000;  // relayed, no traffic (>= the 10 min DATA termination wait)
+};
+
 struct Config {
   unsigned workers = 0;  // 0 = one per core
   std::string hostname = "gatehouse";
@@ -102,6 +112,7 @@ struct Config {
   Limits limits;
   Timeouts timeouts;
   std::string log_level = "info";
+  SubmissionConfig submission;
 };
 
 struct ConfigError {

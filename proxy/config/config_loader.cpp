@@ -186,6 +186,7 @@ class Builder {
                         std::vector<Protocol>& protocols);
   void readLimits(const Json& value, const std::string& pointer);
   void readTimeouts(const Json& value, const std::string& pointer);
+  void readSubmission(const Json& value, const std::string& pointer);
   std::optional<std::string> readFile(const ObjectReader& reader, std::string_view key, Need need);
   std::optional<std::string> readName(const ObjectReader& reader, std::string_view key, Need need);
   std::optional<std::string> readAddress(const ObjectReader& reader, std::string_view key);
@@ -208,7 +209,7 @@ class Builder {
 Config Builder::build(const Json& root) {
   ObjectReader reader(root, "", errors_,
                       {"workers", "hostname", "log", "tls", "listeners", "backends", "directory",
-                       "limits", "timeouts"});
+                       "limits", "timeouts", "submission"});
   if (!reader.isObject()) return config_;
   if (auto workers = reader.integer("workers", 0, kMaxWorkers, Need::Optional)) {
     config_.workers = static_cast<unsigned>(*workers);
@@ -236,6 +237,9 @@ Config Builder::build(const Json& root) {
   if (const Json* limits = reader.find("limits")) readLimits(*limits, reader.pointerOf("limits"));
   if (const Json* timeouts = reader.find("timeouts")) {
     readTimeouts(*timeouts, reader.pointerOf("timeouts"));
+  }
+  if (const Json* submission = reader.find("submission")) {
+    readSubmission(*submission, reader.pointerOf("submission"));
   }
   return config_;
 }
@@ -561,6 +565,37 @@ void Builder::readTimeouts(const Json& value, const std::string& pointer) {
   readCount(reader, "preauth_idle_ms", 1, timeouts.preauth_idle_ms);
   readCount(reader, "session_idle_ms", 1, timeouts.session_idle_ms);
   readCount(reader, "shutdown_grace_ms", 1, timeouts.shutdown_grace_ms);
+}
+
+void Builder::readSubmission(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_,
+                      {"relay_backends", "max_message_size", "command_timeout_ms", "relay_idle_ms"});
+  if (!reader.isObject()) return;
+  SubmissionConfig& submission = config_.submission;
+  if (const Json* names = reader.array("relay_backends", Need::Optional)) {
+    for (size_t i = 0; i < names->size(); ++i) {
+      const Json& name = (*names)[i];
+      std::string at = pointerTo(reader.pointerOf("relay_backends"), i);
+      const BackendConfig* backend = nullptr;
+      for (const BackendConfig& b : config_.backends) {
+        if (name.is_string() && b.name == name.get<std::string>()) backend = &b;
+      }
+      if (!name.is_string()) {
+        error(at, "must be a string");
+      } else if (backend == nullptr) {
+        error(at, "unknown backend " + quoteJson(name.get<std::string>()) + " (not in /backends)");
+      } else if (backend->ports.count(Protocol::Submission) == 0) {
+        error(at, "backend " + quoteJson(backend->name) + " has no submission port");
+      } else {
+        submission.relay_backends.push_back(backend->name);
+      }
+    }
+  }
+  if (auto size = reader.integer("max_message_size", 0, kMaxCount, Need::Optional)) {
+    submission.max_message_size = *size;
+  }
+  readCount(reader, "command_timeout_ms", 1, submission.command_timeout_ms);
+  readCount(reader, "relay_idle_ms", 1, submission.relay_idle_ms);
 }
 
 }  // namespace

@@ -42,8 +42,7 @@ void ProxySession::start() {
   }
   client_->setHandler(this);
   client_->readStart();
-  timer_.start(ctx_.config->timeouts.preauth_idle_ms,
-               [this] { finish(Goodbye::PreauthTimeout, "preauth_timeout"); });
+  timer_.start(preauthIdleMs(), [this] { finish(Goodbye::PreauthTimeout, "preauth_timeout"); });
   onStart();
   flush();
 }
@@ -65,7 +64,7 @@ void ProxySession::startTls() {
 void ProxySession::onRead(std::string_view data) {
   if (phase_ != Phase::PreAuth) return;  // draining after the goodbye
   preauth_bytes_in_ += data.size();
-  timer_.restart(ctx_.config->timeouts.preauth_idle_ms);
+  timer_.restart(preauthIdleMs());
   auto alive = alive_;
   onClientData(data);
   if (*alive) flush();
@@ -117,7 +116,7 @@ void ProxySession::onAuthResult(AuthResult result, Secret password) {
                                                         : LoginFailure::DirectoryTempFail);
     return;
   }
-  const Backend* backend = ctx_.backends->find(result.route.backend);
+  const Backend* backend = ctx_.backends->find(backendFor(result.route.backend));
   if (backend == nullptr || backend->port(protocol_) == 0) {
     // The directory named a host the configuration does not: never connect to it.
     log::error("route to unconfigured back-end", {{"session", sessionId()}, {"user", user_},
@@ -177,19 +176,25 @@ void ProxySession::startRelay(BackendLoginResult result) {
   if (*alive && !pipelined.empty() && phase_ == Phase::Relaying) {
     relay_->inject(RelaySide::Client, pipelined);
   }
-  if (*alive && phase_ == Phase::Relaying) armIdleTimer(ctx_.config->timeouts.session_idle_ms);
+  if (*alive && phase_ == Phase::Relaying) armIdleTimer(relayIdleMs());
 }
 
 void ProxySession::armIdleTimer(unsigned ms) {
   timer_.start(ms, [this] {
     uint64_t idle_for = uv_now(ctx_.loop) - relay_->lastActivityMs();
-    unsigned limit = ctx_.config->timeouts.session_idle_ms;
+    unsigned limit = relayIdleMs();
     if (idle_for < limit) {
       armIdleTimer(static_cast<unsigned>(limit - idle_for));
       return;
     }
     finish(Goodbye::IdleTimeout, "idle_timeout");
   });
+}
+
+bool ProxySession::mayForward(RelaySide from, std::string_view data) {
+  if (from != RelaySide::Client || onClientBytes(data)) return true;
+  if (!ending()) finish({}, "refused_command");
+  return false;
 }
 
 void ProxySession::onRelayBytes(RelaySide from, std::string_view data) {

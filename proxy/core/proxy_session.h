@@ -52,10 +52,18 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   virtual std::string goodbye(Goodbye reason) const = 0;
   // Back-end bytes on their way to the client (framing, e.g. to see where lines start).
   virtual void onBackendBytes(std::string_view) {}
+  // Client bytes after login on their way to the back-end. False refuses them: they are not
+  // forwarded, and the protocol has called finish() (else the session ends without a goodbye).
+  virtual bool onClientBytes(std::string_view) { return true; }
   // Whether a line may be injected into the client stream now (not inside a back-end response).
   virtual bool atClientLineStart() const { return true; }
   // Whether the back-end already said goodbye itself (IMAP BYE, POP3 +OK after QUIT, SMTP 221).
   virtual bool backendSaidGoodbye() const { return false; }
+  // The configured back-end to log in to for a user whose home is `home` (SMTP: a relay pool).
+  virtual std::string backendFor(const std::string& home) const { return home; }
+  // How long the client may be silent before login, and a relayed session idle either way.
+  virtual unsigned preauthIdleMs() const { return ctx_.config->timeouts.preauth_idle_ms; }
+  virtual unsigned relayIdleMs() const { return ctx_.config->timeouts.session_idle_ms; }
 
   // --- services for the protocol ---
   void reply(std::string_view text) { out_.append(text); }
@@ -91,6 +99,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void onEnd() final;
   void onError(std::string_view reason) final;
   void onRelayBytes(RelaySide from, std::string_view data) final;
+  bool mayForward(RelaySide from, std::string_view data) final;
   void onRelayEnded(RelaySide side, bool error, std::string_view reason) final;
 
   void onAuthResult(AuthResult result, Secret password);

@@ -45,6 +45,7 @@ void Relay::inject(RelaySide from, std::string_view data) {
 void Relay::Side::onRead(std::string_view data) {
   bytes += data.size();
   relay->last_activity_ms_ = uv_now(relay->loop_);
+  if (!relay->observer_.mayForward(side, data)) return;  // the relay may be detached by now
   relay->observer_.onRelayBytes(side, data);
   peer->write(data);
   if (!paused && peer->queuedBytes() > Stream::kHighWatermark) {

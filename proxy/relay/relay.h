@@ -20,6 +20,10 @@ class RelayObserver {
   // Bytes read from `from`, about to be written to the other side. The observer may only look
   // (protocol framing, e.g. IMAP's BYE tracking); it must not close streams from here.
   virtual void onRelayBytes(RelaySide from, std::string_view data) = 0;
+  // Called before onRelayBytes: whether the bytes may be forwarded at all (SMTP refuses commands
+  // that would undo the login). On false the relay drops them and does nothing more in this
+  // call, so the observer may end the session (and close the streams) from here.
+  virtual bool mayForward(RelaySide /*from*/, std::string_view /*data*/) { return true; }
   // `side` finished sending (error=false) or failed. The relay has done nothing about it yet:
   // call passEnd() to forward a half-close, or end the session.
   virtual void onRelayEnded(RelaySide side, bool error, std::string_view reason) = 0;

@@ -247,10 +247,10 @@ class ImapProxyTest(GatehouseTestCase):
         since = self.A.log_size()
         with self.connect(self.g, "imap", greet=False) as c:
             greeting = c.greeting()
-            caps = untagged_capabilities(greeting)
-            if caps:  # the greeting carries a CAPABILITY code: it must already say so
-                self.assertIn("LOGINDISABLED", caps, greeting)
-                self.assertIn("STARTTLS", caps, greeting)
+            caps = untagged_capabilities(greeting)  # the greeting's CAPABILITY code
+            self.assertIn("LOGINDISABLED", caps, greeting)
+            self.assertIn("STARTTLS", caps, greeting)
+            self.assertFalse(any(c.startswith("AUTH=") for c in caps), greeting)
             untagged, _ = c.ok("c", "CAPABILITY")
             caps = untagged_capabilities(untagged)
             self.assertIn("LOGINDISABLED", caps, untagged)

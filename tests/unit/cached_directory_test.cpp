@@ -70,14 +70,14 @@ class TestLoop {
 // count of calls and the logins it was asked for. Delivers like a real one: posted, cancellable.
 class FakeDirectory : public Directory {
  public:
-  std::map<std::string, std::string> passwords;      // login -> password
-  std::map<std::string, Protocol> disabled;          // login -> protocol it may not use
+  std::map<std::string, std::string> passwords;  // login -> password
+  std::map<std::string, Protocol> disabled;      // login -> protocol it may not use
   bool temp_fail = false;
   std::atomic<int> calls{0};
   std::vector<std::string> logins;
 
-  std::unique_ptr<PendingAuth> authenticate(std::shared_ptr<LoopMailbox> reply_to,
-                                            Credentials c, AuthCallback done) override {
+  std::unique_ptr<PendingAuth> authenticate(std::shared_ptr<LoopMailbox> reply_to, Credentials c,
+                                            AuthCallback done) override {
     ++calls;
     AuthResult result = answer(c);
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
@@ -126,8 +126,7 @@ class FakeClock {
 // One cache over one fake directory, with a loop to deliver on.
 struct Fixture {
   explicit Fixture(DirectoryCacheConfig cache = {}, LoginNormalizationConfig login = {})
-      : inner(std::make_shared<FakeDirectory>()),
-        cache(inner, login, cache, clock.function()) {
+      : inner(std::make_shared<FakeDirectory>()), cache(inner, login, cache, clock.function()) {
     inner->passwords = {{"alice", "alice-pw"}, {"bob", "bob-pw"}, {"carol", "carol-pw"}};
   }
 
@@ -210,9 +209,8 @@ TEST_CASE("cache: TempFail is never cached", "[cache]") {
   Fixture f;
   f.inner->temp_fail = true;
   CHECK(f.auth("alice", "alice-pw").status == AuthStatus::TempFail);
-  CHECK(f.callsDuring([&] {
-    CHECK(f.auth("alice", "alice-pw").status == AuthStatus::TempFail);
-  }) == 1);
+  CHECK(f.callsDuring([&] { CHECK(f.auth("alice", "alice-pw").status == AuthStatus::TempFail); }) ==
+        1);
   CHECK(f.cache.size() == 0);
   f.inner->temp_fail = false;
   CHECK(f.auth("alice", "alice-pw").status == AuthStatus::Ok);
@@ -315,8 +313,8 @@ TEST_CASE("cache: logins are normalised before the cache and the directory", "[c
   login.strip_domain = {"example.com"};
   Fixture f({}, login);
   CHECK(f.auth("Alice@Example.com", "alice-pw").status == AuthStatus::Ok);
-  CHECK(f.callsDuring([&] { CHECK(f.auth("EXAMPLE\\alice", "alice-pw").status == AuthStatus::Ok); })
-        == 0);
+  CHECK(f.callsDuring(
+            [&] { CHECK(f.auth("EXAMPLE\\alice", "alice-pw").status == AuthStatus::Ok); }) == 0);
   CHECK(f.callsDuring([&] { CHECK(f.auth("ALICE", "alice-pw").status == AuthStatus::Ok); }) == 0);
   CHECK(f.inner->logins == std::vector<std::string>{"alice"});
 }
@@ -406,48 +404,44 @@ TEST_CASE("cache: the password is not among what the cache holds", "[cache]") {
   CHECK(dump[1].find("alice") == 0);
 }
 
+// FakeDirectory records logins in a vector, so workers on several threads reach it one at a time.
+class SerializedDirectory : public Directory {
+ public:
+  explicit SerializedDirectory(std::shared_ptr<FakeDirectory> fake) : fake_(std::move(fake)) {}
+  std::unique_ptr<PendingAuth> authenticate(std::shared_ptr<LoopMailbox> reply_to, Credentials c,
+                                            AuthCallback done) override {
+    std::lock_guard lock(mutex_);
+    return fake_->authenticate(std::move(reply_to), std::move(c), std::move(done));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::shared_ptr<FakeDirectory> fake_;
+};
+
 TEST_CASE("cache: concurrent workers share one cache", "[cache]") {
-  auto inner = std::make_shared<FakeDirectory>();
-  for (int u = 0; u < 20; ++u) inner->passwords["user" + std::to_string(u)] = "pw";
+  auto fake = std::make_shared<FakeDirectory>();
+  for (int u = 0; u < 20; ++u) fake->passwords["user" + std::to_string(u)] = "pw";
   DirectoryCacheConfig config;
-  config.max_entries = 8;  // forces evictions while others hit
-  CachedDirectory cache(inner, {}, config);
-  // FakeDirectory is not thread-safe when it records logins, so its answers are precomputed by
-  // asking each user once with a cache large enough... instead every thread only reads the
-  // password map; logins are recorded under the fake's own use, so serialise via a mutex.
-  std::mutex inner_mutex;
-  struct Locked : Directory {
-    std::shared_ptr<FakeDirectory> fake;
-    std::mutex* mutex;
-    std::unique_ptr<PendingAuth> authenticate(std::shared_ptr<LoopMailbox> reply_to,
-                                              Credentials c, AuthCallback done) override {
-      std::lock_guard lock(*mutex);
-      return fake->authenticate(std::move(reply_to), std::move(c), std::move(done));
-    }
-  };
-  auto locked = std::make_shared<Locked>();
-  locked->fake = inner;
-  locked->mutex = &inner_mutex;
-  CachedDirectory shared(locked, {}, config);
+  config.max_entries = 8;  // evictions while other threads hit
+  CachedDirectory shared(std::make_shared<SerializedDirectory>(fake), {}, config);
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&shared, &wrong, t] {
       TestLoop loop;
       for (int i = 0; i < 500; ++i) {
-        int user = (i * 7 + t) % 20;
         bool right = i % 5 != 0;
         std::optional<AuthResult> result;
         Credentials c;
-        c.login = "User" + std::to_string(user);
+        c.login = "User" + std::to_string(i % 4 != 0 ? 0 : (i * 7 + t) % 20);  // one hot user
         c.password = Secret(right ? "pw" : "nope");
         auto pending = shared.authenticate(loop.mailbox(), std::move(c),
                                            [&result](AuthResult r) { result = std::move(r); });
-        if (!loop.runUntil([&result] { return result.has_value(); })) {
+        if (!loop.runUntil([&result] { return result.has_value(); }) ||
+            (result->status == AuthStatus::Ok) != right) {
           ++wrong;
-          continue;
         }
-        if ((result->status == AuthStatus::Ok) != right) ++wrong;
       }
     });
   }
@@ -455,27 +449,39 @@ TEST_CASE("cache: concurrent workers share one cache", "[cache]") {
   CHECK(wrong == 0);
   CHECK(shared.size() <= 8);
   CHECK(shared.stats().hits + shared.stats().misses == 2000);
+  CHECK(shared.stats().hits > 0);
 }
 
-// Hidden by default: `unit_tests "[.bench]"`. The cost of a hit without the loop delivery.
-TEST_CASE("cache: cost of a cached hit", "[.bench][cache]") {
+// Hidden by default: `unit_tests "[.bench]"`. A hit's cost on the caller's thread (normalise,
+// HMAC, look-up, post) and with the loop's delivery included.
+TEST_CASE("cache: cost of a cached hit", "[.bench]") {
   Fixture f;
   f.auth("alice", "alice-pw");
   constexpr int kRounds = 200000;
   std::shared_ptr<LoopMailbox> mailbox = f.loop.mailbox();
   int delivered = 0;
+  std::vector<std::unique_ptr<PendingAuth>> batch;
+  steady_clock::duration in_call{};
   auto start = steady_clock::now();
   for (int i = 0; i < kRounds; ++i) {
     Credentials c;
     c.login = "Alice";
     c.password = Secret("alice-pw");
-    auto pending =
-        f.cache.authenticate(mailbox, std::move(c), [&delivered](AuthResult) { ++delivered; });
-    if (i % 1000 == 999) f.loop.drainPosted();  // keeps the mailbox queue short
+    auto call_start = steady_clock::now();
+    batch.push_back(
+        f.cache.authenticate(mailbox, std::move(c), [&delivered](AuthResult) { ++delivered; }));
+    in_call += steady_clock::now() - call_start;
+    if (batch.size() == 1000) {  // keeps the mailbox queue short, as a busy worker would
+      f.loop.drainPosted();
+      batch.clear();
+    }
   }
   f.loop.drainPosted();
   auto elapsed = std::chrono::duration<double, std::nano>(steady_clock::now() - start);
-  WARN("cached hit incl. post and delivery: " << elapsed.count() / kRounds << " ns");
+  auto calls = std::chrono::duration<double, std::nano>(in_call);
+  WARN("cached hit: " << calls.count() / kRounds << " ns in authenticate(), "
+                      << elapsed.count() / kRounds << " ns with the delivery");
+  CHECK(delivered == kRounds);
   CHECK(f.inner->calls == 1);
 }
 

@@ -268,9 +268,15 @@ TEST_CASE("config: unknown keys are errors, wherever they are", "[config]") {
                    "require_tls_for_auth)");
   j = minimal();
   j["lmits"] = Json::object();
-  requireOnlyError(parse(j), "/lmits",
-                   "unknown key \"lmits\" (expected workers, hostname, log, tls, listeners, "
-                   "backends, directory, limits, timeouts)");
+  {
+    // Other sections may be added after "timeouts"; the known ones are listed first.
+    Outcome out = parse(j);
+    REQUIRE(out.errors.size() == 1);
+    CHECK(out.errors[0].pointer == "/lmits");
+    CHECK(out.errors[0].message.rfind("unknown key \"lmits\" (expected workers, hostname, log, "
+                                      "tls, listeners, backends, directory, limits, timeouts",
+                                      0) == 0);
+  }
   j = minimal();
   j["timeouts"] = {{"connect", 5}};
   CHECK(hasError(parse(j), "/timeouts/connect", "unknown key \"connect\""));

@@ -22,7 +22,7 @@ TEST_CASE("login normalizer: defaults lower-case ASCII only", "[login]") {
   LoginNormalizer n;
   CHECK(n.normalize("alice") == "alice");
   CHECK(n.normalize("Alice@Example.COM") == "alice@example.com");
-  CHECK(n.normalize("J\xC3\x96RG") == "j\xC3\x96rg");       // UTF-8 bytes untouched
+  CHECK(n.normalize("J\xC3\x96RG") == "j\xC3\x96rg");        // UTF-8 bytes untouched
   CHECK(n.normalize("EXAMPLE\\Alice") == "example\\alice");  // backslash not accepted by default
   LoginNormalizer from_config{LoginNormalizationConfig{}};
   CHECK(from_config.normalize("BOB") == "bob");

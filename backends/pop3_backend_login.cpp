@@ -1,0 +1,258 @@
+// The POP3 login replay. Dovecot's pop3-login offers XCLIENT in its greeting ("+OK [XCLIENT]")
+// to clients from login_trusted_networks and then logs and authenticates with the forwarded
+// address (rip=); the command and its fields are the ones Dovecot's own POP3 proxy sends.
+#include "backends/pop3_backend_login.h"
+
+#include <openssl/mem.h>
+
+#include "proxy/core/base64.h"
+
+namespace gatehouse {
+namespace {
+
+// RFC 2449 section 4: a command line is at most 255 octets; a longer AUTH PLAIN with its initial
+// response is sent as "AUTH PLAIN" and the response on its own line (RFC 5034 section 4).
+constexpr size_t kMaxCommandLine = 255;
+// A back-end whose CAPA answer goes on longer than this is not a POP3 server we want to talk to.
+constexpr unsigned kMaxCapaLines = 256;
+// Proxy hop limit passed to Dovecot (its proxy_ttl default is 5, minus our own hop): a back-end
+// that is itself a proxy refuses to loop forever.
+constexpr unsigned kProxyTtl = 4;
+
+bool startsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
+  }
+  return out;
+}
+
+// An XCLIENT value must be one token: no space, no control character, nothing 8-bit.
+bool isToken(std::string_view value) {
+  if (value.empty()) return false;
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return false;
+  }
+  return true;
+}
+
+std::string xclientCommand(const BackendLoginRequest& r) {
+  std::string cmd = "XCLIENT";
+  auto field = [&cmd](std::string_view key, const std::string& value) {
+    if (!isToken(value)) return;
+    cmd += ' ';
+    cmd += key;
+    cmd += '=';
+    cmd += value;
+  };
+  field("ADDR", r.client_ip);
+  field("PORT", r.client_port);
+  field("SESSION", r.session_id);
+  field("TTL", std::to_string(kProxyTtl));
+  cmd += "\r\n";
+  return cmd;
+}
+
+// The RFC 3206 response code of "-ERR [CODE] text", upper-cased; empty if there is none.
+std::string responseCode(std::string_view line) {
+  if (!startsWith(line, "-ERR [")) return {};
+  line.remove_prefix(6);
+  const size_t close = line.find(']');
+  if (close == std::string_view::npos) return {};
+  return upper(line.substr(0, close));
+}
+
+// CR, LF or NUL would end or corrupt a USER/PASS line (and smuggle a second command).
+bool fitsOnLine(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+}  // namespace
+
+void Pop3BackendLogin::onLine(std::string_view line) {
+  switch (state_) {
+    case State::Greeting:
+      onGreeting(line);
+      return;
+    case State::Stls:
+      if (!startsWith(line, "+OK")) {
+        fail(BackendFailure::Unavailable, "back-end refused STLS");
+        return;
+      }
+      upgradeToTls();
+      afterTls();
+      return;
+    case State::Xclient:
+      if (!startsWith(line, "+OK")) {
+        fail(BackendFailure::Unavailable, "back-end refused XCLIENT");
+        return;
+      }
+      state_ = State::Capa;
+      return;
+    case State::Capa:
+    case State::CapaList:
+      onCapaLine(line);
+      return;
+    case State::User:
+    case State::Pass:
+    case State::AuthContinue:
+    case State::Auth:
+      onLoginAnswer(line);
+      return;
+  }
+}
+
+void Pop3BackendLogin::onGreeting(std::string_view line) {
+  if (!startsWith(line, "+OK")) {
+    fail(BackendFailure::Unavailable, "unexpected back-end greeting");
+    return;
+  }
+  xclient_ = startsWith(line, "+OK [XCLIENT]");
+  if (wantsStartTls()) {
+    state_ = State::Stls;
+    send("STLS\r\n");
+    return;
+  }
+  afterTls();
+}
+
+void Pop3BackendLogin::afterTls() {
+  // XCLIENT and CAPA go in one write: both answers are single lines or a CAPA list, and Dovecot's
+  // own proxy pipelines XCLIENT the same way. Capabilities are only asked for now, inside TLS
+  // (RFC 2595 section 4: what was learnt before STLS is discarded).
+  std::string batch;
+  if (xclient_) {
+    batch = xclientCommand(request_);
+    state_ = State::Xclient;
+  } else {
+    state_ = State::Capa;
+  }
+  batch += "CAPA\r\n";
+  send(std::move(batch));
+}
+
+void Pop3BackendLogin::onCapaLine(std::string_view line) {
+  if (state_ == State::Capa) {
+    if (startsWith(line, "+OK")) {
+      capa_ok_ = true;
+      state_ = State::CapaList;
+    } else {
+      sendLogin();  // no CAPA (RFC 1939 server): USER/PASS is all there is
+    }
+    return;
+  }
+  if (line == ".") {
+    sendLogin();
+    return;
+  }
+  if (++capa_lines_ > kMaxCapaLines) {
+    fail(BackendFailure::Unavailable, "back-end CAPA answer too long");
+    return;
+  }
+  const std::string cap = upper(line);
+  if (cap == "USER") user_ = true;
+  if (cap == "AUTH-RESP-CODE") auth_resp_code_ = true;
+  if (startsWith(cap, "SASL ")) {
+    std::string_view mechs = cap;
+    mechs.remove_prefix(5);
+    while (!mechs.empty()) {
+      const size_t space = mechs.find(' ');
+      if (mechs.substr(0, space) == "PLAIN") sasl_plain_ = true;
+      if (space == std::string_view::npos) break;
+      mechs.remove_prefix(space + 1);
+    }
+  }
+}
+
+void Pop3BackendLogin::sendLogin() {
+  if (sasl_plain_) {
+    std::string plain = plainResponse();
+    std::string encoded = base64Encode(plain);
+    OPENSSL_cleanse(plain.data(), plain.size());
+    std::string command = "AUTH PLAIN " + encoded + "\r\n";
+    if (command.size() <= kMaxCommandLine) {
+      state_ = State::Auth;
+    } else {
+      OPENSSL_cleanse(command.data(), command.size());
+      command = "AUTH PLAIN\r\n";
+      state_ = State::AuthContinue;
+    }
+    OPENSSL_cleanse(encoded.data(), encoded.size());
+    send(std::move(command));
+    return;
+  }
+  if (capa_ok_ && !user_) {
+    fail(BackendFailure::Unavailable, "back-end offers no way to send these credentials");
+    return;
+  }
+  if (!fitsOnLine(request_.user) || !fitsOnLine(request_.password.reveal())) {
+    fail(BackendFailure::Unavailable, "credentials cannot be sent with USER/PASS");
+    return;
+  }
+  state_ = State::User;
+  send("USER " + request_.user + "\r\n");
+}
+
+void Pop3BackendLogin::onLoginAnswer(std::string_view line) {
+  if (state_ == State::AuthContinue && startsWith(line, "+ ")) {
+    std::string plain = plainResponse();
+    std::string response = base64Encode(plain) + "\r\n";
+    OPENSSL_cleanse(plain.data(), plain.size());
+    state_ = State::Auth;
+    send(std::move(response));
+    return;
+  }
+  if (!startsWith(line, "+OK")) {
+    refused(line);
+    return;
+  }
+  if (state_ == State::User) {
+    state_ = State::Pass;
+    std::string command = "PASS ";
+    command.append(request_.password.reveal());
+    command += "\r\n";
+    send(std::move(command));
+    return;
+  }
+  if (state_ == State::AuthContinue) {
+    fail(BackendFailure::Unavailable, "back-end accepted AUTH without credentials");
+    return;
+  }
+  succeed({});
+}
+
+void Pop3BackendLogin::refused(std::string_view line) {
+  if (!startsWith(line, "-ERR")) {
+    fail(BackendFailure::Unavailable, "unexpected back-end answer to login");
+    return;
+  }
+  const std::string code = responseCode(line);
+  if (code == "AUTH") {
+    fail(BackendFailure::AuthFailed, "back-end refused login: AUTH");
+  } else if (code == "IN-USE") {
+    fail(BackendFailure::InUse, "back-end mailbox in use");
+  } else if (code.empty() && !auth_resp_code_) {
+    // A server without RFC 3206 codes cannot say why; refused credentials is what it means.
+    fail(BackendFailure::AuthFailed, "back-end refused login");
+  } else {
+    // The code is the back-end's text: bounded before it goes to the log.
+    fail(BackendFailure::Unavailable,
+         "back-end login failed: " + (code.empty() ? std::string("-ERR") : code.substr(0, 32)));
+  }
+}
+
+std::string Pop3BackendLogin::plainResponse() const {
+  std::string plain;
+  plain.push_back('\0');
+  plain.append(request_.user);
+  plain.push_back('\0');
+  plain.append(request_.password.reveal());
+  return plain;
+}
+
+}  // namespace gatehouse

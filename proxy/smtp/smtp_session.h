@@ -1,0 +1,55 @@
+// One SMTP submission client connection (RFC 6409): the dialogue before AUTH that Gatehouse
+// answers itself (EHLO, STARTTLS, AUTH; never MAIL), then the relay to the back-end's submission.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/core/proxy_session.h"
+#include "proxy/core/sasl_server.h"
+#include "proxy/smtp/smtp_parser.h"
+#include "proxy/smtp/smtp_relay_guard.h"
+
+namespace gatehouse {
+
+class SmtpSession final : public ProxySession {
+ public:
+  SmtpSession(SessionContext context, std::unique_ptr<Stream> client);
+
+ private:
+  void onStart() override;
+  void onClientData(std::string_view data) override;
+  void onResume() override { processInput(); }
+  void onLoginFailed(LoginFailure failure) override;
+  std::string onLoggedIn(const BackendLoginResult& result) override;
+  std::unique_ptr<BackendLogin> makeBackendLogin(const Backend& backend, BackendLoginRequest request,
+                                                 BackendLogin::Callback done) override;
+  std::string goodbye(Goodbye reason) const override;
+  void onBackendBytes(std::string_view data) override { guard_.fromBackend(data); }
+  bool onClientBytes(std::string_view data) override;
+  bool atClientLineStart() const override { return guard_.atReplyLineStart(); }
+  bool backendSaidGoodbye() const override { return guard_.backendSaidGoodbye(); }
+  std::string backendFor(const std::string& home) const override;
+  unsigned preauthIdleMs() const override;
+  unsigned relayIdleMs() const override;
+
+  void processInput();
+  void dispatch(const smtp::Command& command);
+  void refuse(std::string_view reply);  // an error reply that counts towards the error limit
+  void cmdEhlo(const smtp::Command& command, bool extended);
+  void cmdStartTls(const smtp::Command& command);
+  void cmdAuth(const smtp::Command& command);
+  void onSaslStep(SaslServer::Step step);
+  bool startTlsOffered() const;
+
+  const std::string& hostname_;
+  std::unique_ptr<smtp::CommandParser> parser_;  // released once the relay starts
+  std::optional<SaslServer> sasl_;               // set while an AUTH exchange is in progress
+  smtp::RelayGuard guard_;
+  std::string helo_;  // the client's EHLO/HELO name; empty until it said one (again after TLS)
+};
+
+std::unique_ptr<Session> makeSmtpSession(SessionContext context, std::unique_ptr<Stream> client);
+
+}  // namespace gatehouse
