@@ -142,7 +142,7 @@ void ResponseScanner::endOfLine() {
   if (literal) {
     literal_left_ = *literal;
     line_len_ = 1;  // the line goes on after the literal
-    head_ = "~";    // ... and what follows it is not the start of a line
+    head_.assign(1, '~');  // ... and what follows it is not the start of a line
   } else {
     line_len_ = 0;
   }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "directory/auth_reply.h"
 #include "proxy/log/log.h"
 
 namespace gatehouse {
@@ -24,17 +25,6 @@ constexpr size_t kMaxNegatives = 4;
 bool sameMac(const CachedDirectory::Mac& a, const CachedDirectory::Mac& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
-
-// Same contract as the inner directories' handles: the flag is read by the posted delivery.
-class CachedPendingAuth : public PendingAuth {
- public:
-  explicit CachedPendingAuth(std::shared_ptr<std::atomic<bool>> cancelled)
-      : cancelled_(std::move(cancelled)) {}
-  ~CachedPendingAuth() override { cancelled_->store(true); }
-
- private:
-  std::shared_ptr<std::atomic<bool>> cancelled_;
-};
 
 }  // namespace
 
@@ -209,12 +199,11 @@ CachedDirectory::~CachedDirectory() = default;
 
 std::unique_ptr<PendingAuth> CachedDirectory::deliverNow(
     const std::shared_ptr<LoopMailbox>& reply_to, AuthResult result, AuthCallback done) {
-  auto cancelled = std::make_shared<std::atomic<bool>>(false);
   // Posted although the answer is ready: the caller is never called back on its own stack.
-  reply_to->post([cancelled, done = std::move(done), result = std::move(result)]() mutable {
-    if (!cancelled->load()) done(std::move(result));
-  });
-  return std::make_unique<CachedPendingAuth>(std::move(cancelled));
+  AuthReply reply(reply_to, std::move(done));
+  std::unique_ptr<PendingAuth> handle = reply.handle();
+  reply.send(std::move(result));
+  return handle;
 }
 
 std::unique_ptr<PendingAuth> CachedDirectory::authenticate(std::shared_ptr<LoopMailbox> reply_to,

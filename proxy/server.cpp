@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "backends/backend_registry.h"
+#include "directory/cached_directory.h"
 #include "directory/ldap_directory.h"
 #include "directory/static_directory.h"
 #include "proxy/core/uv_handle.h"
@@ -29,11 +30,21 @@ SessionFactory factoryFor(Protocol protocol) {
   return nullptr;
 }
 
+// The chosen directory behind CachedDirectory, which always normalises logins and caches unless
+// /directory/cache/enabled is false.
 std::shared_ptr<Directory> makeDirectory(const Config& config, std::string& error) {
-  if (config.directory.type == "static") return std::make_shared<StaticDirectory>(config.directory);
-  if (config.directory.type == "ldap") return LdapDirectory::create(config, error);
-  error = "directory type \"" + config.directory.type + "\" is not available";
-  return nullptr;
+  std::shared_ptr<Directory> inner;
+  if (config.directory.type == "static") {
+    inner = std::make_shared<StaticDirectory>(config.directory);
+  } else if (config.directory.type == "ldap") {
+    inner = LdapDirectory::create(config, error);
+    if (!inner) return nullptr;
+  } else {
+    error = "directory type \"" + config.directory.type + "\" is not available";
+    return nullptr;
+  }
+  return std::make_shared<CachedDirectory>(std::move(inner), config.directory.login,
+                                           config.directory.cache);
 }
 
 }  // namespace
@@ -45,6 +56,8 @@ Server::~Server() = default;
 std::string Server::prepare() {
   shared_ = std::make_shared<WorkerShared>();
   shared_->config = config_;
+  shared_->connections = std::make_unique<ConnectionLimiter>(config_->limits.max_connections,
+                                                             config_->limits.max_connections_per_ip);
   std::string error;
   shared_->backends = BackendRegistry::create(*config_, error);
   if (!shared_->backends) return error;

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <thread>
 
+#include "directory/ldap_config.h"
 #include "directory/password_hash.h"
 #include "proxy/config/config_json.h"
 
@@ -56,6 +57,13 @@ const std::vector<std::pair<std::string_view, std::string_view>> kLogLevels = {
     {"warn", "warn"},
     {"error", "error"},
 };
+
+// Directory cache bounds: a cached answer keeps an old password working for up to ttl_s, and
+// stale answers outlive a password change by up to stale_max_s, so neither may be unbounded.
+constexpr uint64_t kMaxCacheTtlSeconds = 86400;
+constexpr uint64_t kMaxStaleSeconds = 7 * 86400;
+// Roughly 200 bytes an entry: this bounds the cache at a few GB, past any sensible setting.
+constexpr uint64_t kMaxCacheEntries = 10000000;
 
 const std::vector<std::pair<std::string_view, std::string_view>> kDirectoryTypes = {
     {"static", "static"},
@@ -179,6 +187,8 @@ class Builder {
   void readBackend(const Json& value, const std::string& pointer);
   void readPorts(const Json& value, const std::string& pointer, BackendConfig& backend);
   void readDirectory(const Json& value, const std::string& pointer);
+  void readDirectoryCache(const Json& value, const std::string& pointer);
+  void readLoginNormalization(const Json& value, const std::string& pointer);
   void readUsersFile(const std::string& path, const std::string& pointer);
   void readUsers(const Json& value, const std::string& pointer);
   void readUser(const Json& value, const std::string& pointer);
@@ -440,18 +450,26 @@ void Builder::readPorts(const Json& value, const std::string& pointer, BackendCo
 }
 
 void Builder::readDirectory(const Json& value, const std::string& pointer) {
-  ObjectReader reader(value, pointer, errors_, {"type", "users_file", "users", "ldap"});
+  ObjectReader reader(value, pointer, errors_,
+                      {"type", "users_file", "users", "ldap", "cache", "login"});
   if (!reader.isObject()) return;
   auto type = reader.choice("type", "directory type", kDirectoryTypes, Need::Optional);
   if (reader.has("type") && !type) return;  // reported; the other keys depend on it
   DirectoryConfig& directory = config_.directory;
   directory.type = std::string(type.value_or("static"));
+  if (const Json* cache = reader.find("cache")) {
+    readDirectoryCache(*cache, reader.pointerOf("cache"));
+  }
+  if (const Json* login = reader.find("login")) {
+    readLoginNormalization(*login, reader.pointerOf("login"));
+  }
   if (directory.type == "ldap") {
     for (std::string_view key : {"users", "users_file"}) {
       if (reader.has(key)) error(reader.pointerOf(key), "only used with type \"static\"");
     }
-    if (const Json* ldap = reader.object("ldap", Need::Required))
-      directory.ldap_json = ldap->dump();
+    if (const Json* ldap = reader.object("ldap", Need::Required)) {
+      directory.ldap_json = checkLdapJson(*ldap, reader.pointerOf("ldap"), base_dir_, errors_);
+    }
     return;
   }
   if (reader.has("ldap")) error(reader.pointerOf("ldap"), "only used with type \"ldap\"");
@@ -461,6 +479,66 @@ void Builder::readDirectory(const Json& value, const std::string& pointer) {
   if (auto file = readFile(reader, "users_file", Need::Optional)) {
     directory.users_file = *file;
     readUsersFile(*file, reader.pointerOf("users_file"));
+  }
+}
+
+void Builder::readDirectoryCache(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_,
+                      {"enabled", "ttl_s", "negative_ttl_s", "stale_max_s", "max_entries"});
+  if (!reader.isObject()) return;
+  DirectoryCacheConfig& cache = config_.directory.cache;
+  cache.enabled = reader.boolean("enabled", Need::Optional).value_or(cache.enabled);
+  if (auto ttl = reader.integer("ttl_s", 0, kMaxCacheTtlSeconds, Need::Optional)) {
+    cache.ttl_s = static_cast<unsigned>(*ttl);
+  }
+  if (auto ttl = reader.integer("negative_ttl_s", 0, kMaxCacheTtlSeconds, Need::Optional)) {
+    cache.negative_ttl_s = static_cast<unsigned>(*ttl);
+  }
+  if (auto stale = reader.integer("stale_max_s", 0, kMaxStaleSeconds, Need::Optional)) {
+    cache.stale_max_s = static_cast<unsigned>(*stale);
+  }
+  if (auto entries = reader.integer("max_entries", 1, kMaxCacheEntries, Need::Optional)) {
+    cache.max_entries = static_cast<size_t>(*entries);
+  }
+  if (cache.stale_max_s != 0 && cache.stale_max_s < cache.ttl_s) {
+    error(reader.pointerOf("stale_max_s"), "must be 0 (no stale answers) or at least ttl_s (" +
+                                               std::to_string(cache.ttl_s) + ")");
+  }
+}
+
+void Builder::readLoginNormalization(const Json& value, const std::string& pointer) {
+  ObjectReader reader(value, pointer, errors_,
+                      {"lowercase", "accept_backslash_domain", "strip_domain", "default_domain"});
+  if (!reader.isObject()) return;
+  LoginNormalizationConfig& login = config_.directory.login;
+  login.lowercase = reader.boolean("lowercase", Need::Optional).value_or(login.lowercase);
+  login.accept_backslash_domain =
+      reader.boolean("accept_backslash_domain", Need::Optional).value_or(false);
+  // A list of domains, or "*" (alone or in the list) for any domain.
+  if (const Json* strip = reader.find("strip_domain")) {
+    std::string at = reader.pointerOf("strip_domain");
+    if (strip->is_string() && strip->get<std::string>() == "*") {
+      login.strip_domain = {"*"};
+    } else if (!strip->is_array()) {
+      error(at, "must be \"*\" or an array of domain names");
+    } else {
+      for (size_t i = 0; i < strip->size(); ++i) {
+        const Json& domain = (*strip)[i];
+        if (domain.is_string() && (domain.get<std::string>() == "*" ||
+                                   isHostname(domain.get<std::string>()))) {
+          login.strip_domain.push_back(domain.get<std::string>());
+        } else {
+          error(pointerTo(at, i), "must be a domain name or \"*\"");
+        }
+      }
+    }
+  }
+  if (auto domain = reader.string("default_domain", Need::Optional)) {
+    if (domain->empty() || isHostname(*domain)) {
+      login.default_domain = *domain;
+    } else {
+      error(reader.pointerOf("default_domain"), "must be a domain name (or \"\" for none)");
+    }
   }
 }
 

@@ -69,10 +69,12 @@ void Worker::requestShutdown(unsigned grace_ms) {
 
 void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection) {
   if (shutting_down_) return;
-  size_t limit = shared_->config->limits.max_connections;
-  if (shared_->connections.fetch_add(1) >= limit) {
-    shared_->connections.fetch_sub(1);
-    log::warn("connection refused", {{"reason", "max_connections"}, {"listener", spec.config->name}});
+  std::string client_address = peerAddress(connection.get());
+  std::string client_ip, client_port;
+  splitAddress(client_address, client_ip, client_port);
+  if (!shared_->connections->acquire(client_ip)) {
+    log::warn("connection refused", {{"reason", "connection limit"}, {"client", client_address},
+                                      {"listener", spec.config->name}});
     return;  // closing the handle resets the connection
   }
   SessionContext context;
@@ -85,13 +87,13 @@ void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection) {
   context.backends = shared_->backends;
   context.host = this;
   context.id = (static_cast<uint64_t>(index_) << 48) | next_session_++;
-  context.client_address = peerAddress(connection.get());
+  context.client_address = client_address;
   context.local_address = localAddress(connection.get());
   uint64_t id = context.id;
   auto stream = std::make_unique<TcpStream>(std::move(connection));
   auto session = spec.factory(std::move(context), std::move(stream));
   Session* raw = session.get();
-  sessions_.emplace(id, std::move(session));
+  sessions_.emplace(id, Entry{std::move(session), std::move(client_ip)});
   raw->start();
 }
 
@@ -109,7 +111,10 @@ void Worker::reapReleased() {
   auto released = std::move(released_);
   released_.clear();
   for (uint64_t id : released) {
-    if (sessions_.erase(id) > 0) shared_->connections.fetch_sub(1);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) continue;
+    shared_->connections->release(it->second.client_ip);
+    sessions_.erase(it);
   }
   maybeStop();
 }
@@ -119,11 +124,11 @@ void Worker::beginShutdown(unsigned grace_ms) {
   shutting_down_ = true;
   listeners_.clear();
   std::vector<Session*> live;
-  for (auto& [id, session] : sessions_) live.push_back(session.get());
+  for (auto& [id, entry] : sessions_) live.push_back(entry.session.get());
   for (Session* s : live) s->shutdown(false);
   grace_timer_.start(grace_ms, [this] {
     std::vector<Session*> remaining;
-    for (auto& [id, session] : sessions_) remaining.push_back(session.get());
+    for (auto& [id, entry] : sessions_) remaining.push_back(entry.session.get());
     for (Session* s : remaining) s->shutdown(true);
   });
   maybeStop();

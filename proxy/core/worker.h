@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/core/connection_limiter.h"
 #include "proxy/core/loop_mailbox.h"
 #include "proxy/core/session.h"
 #include "proxy/core/timer.h"
@@ -35,7 +36,7 @@ struct WorkerShared {
   std::shared_ptr<Directory> directory;
   std::shared_ptr<const BackendRegistry> backends;
   std::vector<ListenerSpec> listeners;
-  std::atomic<size_t> connections{0};
+  std::unique_ptr<ConnectionLimiter> connections;
 };
 
 class Worker final : public SessionHost {
@@ -70,7 +71,11 @@ class Worker final : public SessionHost {
   uv_loop_t loop_{};
   std::shared_ptr<LoopMailbox> mailbox_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
+  struct Entry {
+    std::unique_ptr<Session> session;
+    std::string client_ip;  // the slot it holds in the connection limiter
+  };
+  std::unordered_map<uint64_t, Entry> sessions_;
   std::vector<uint64_t> released_;
   UvHandle<uv_idle_t> reaper_;
   Timer grace_timer_;

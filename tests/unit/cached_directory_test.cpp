@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "proxy/config/config_loader.h"
 #include "proxy/core/uv_handle.h"
 
 namespace gatehouse {
@@ -450,6 +451,69 @@ TEST_CASE("cache: concurrent workers share one cache", "[cache]") {
   CHECK(shared.size() <= 8);
   CHECK(shared.stats().hits + shared.stats().misses == 2000);
   CHECK(shared.stats().hits > 0);
+}
+
+// The two configuration objects; here rather than in config_test.cpp so that they change with
+// the cache.
+std::shared_ptr<const Config> parseDirectory(const std::string& directory,
+                                             std::vector<ConfigError>& errors) {
+  std::string text =
+      R"({"listeners": [{"address": "127.0.0.1", "port": 0, "protocol": "imap"}], "directory": )" +
+      directory + "}";
+  return parseConfig(text, "/tmp", errors);
+}
+
+TEST_CASE("cache config: defaults, values and JSON-pointer errors", "[cache][config]") {
+  std::vector<ConfigError> errors;
+  auto defaults = parseDirectory("{}", errors);
+  REQUIRE(defaults);
+  CHECK(defaults->directory.cache.enabled);
+  CHECK(defaults->directory.cache.ttl_s == 60);
+  CHECK(defaults->directory.cache.negative_ttl_s == 5);
+  CHECK(defaults->directory.cache.stale_max_s == 3600);
+  CHECK(defaults->directory.cache.max_entries == 100000);
+  CHECK(defaults->directory.login.lowercase);
+  CHECK_FALSE(defaults->directory.login.accept_backslash_domain);
+
+  auto set = parseDirectory(R"({"cache": {"enabled": false, "ttl_s": 30, "negative_ttl_s": 0,
+      "stale_max_s": 0, "max_entries": 10}, "login": {"lowercase": false,
+      "accept_backslash_domain": true, "strip_domain": ["example.com", "*"],
+      "default_domain": "example.org"}})",
+                            errors);
+  REQUIRE(set);
+  CHECK(errors.empty());
+  CHECK_FALSE(set->directory.cache.enabled);
+  CHECK(set->directory.cache.ttl_s == 30);
+  CHECK(set->directory.cache.stale_max_s == 0);
+  CHECK(set->directory.cache.max_entries == 10);
+  CHECK_FALSE(set->directory.login.lowercase);
+  CHECK(set->directory.login.accept_backslash_domain);
+  CHECK(set->directory.login.strip_domain == std::vector<std::string>{"example.com", "*"});
+  CHECK(set->directory.login.default_domain == "example.org");
+
+  auto any = parseDirectory(R"({"login": {"strip_domain": "*"}})", errors);
+  REQUIRE(any);
+  CHECK(any->directory.login.strip_domain == std::vector<std::string>{"*"});
+
+  errors.clear();
+  CHECK_FALSE(parseDirectory(R"({"cache": {"ttl_s": -1, "max_entries": 0, "stale_max_s": 10,
+      "size": 3}, "login": {"lowercase": "yes", "strip_domain": ["ok.example", "bad domain"],
+      "default_domain": "a@b"}})",
+                             errors));
+  std::map<std::string, std::string> by_pointer;
+  for (const ConfigError& e : errors) by_pointer[e.pointer] = e.message;
+  CHECK(by_pointer.count("/directory/cache/ttl_s") == 1);
+  CHECK(by_pointer.count("/directory/cache/max_entries") == 1);
+  CHECK(by_pointer.count("/directory/cache/size") == 1);
+  CHECK(by_pointer.count("/directory/login/lowercase") == 1);
+  CHECK(by_pointer.count("/directory/login/strip_domain/1") == 1);
+  CHECK(by_pointer.count("/directory/login/strip_domain/0") == 0);
+  CHECK(by_pointer.count("/directory/login/default_domain") == 1);
+
+  errors.clear();
+  CHECK_FALSE(parseDirectory(R"({"cache": {"ttl_s": 600, "stale_max_s": 60}})", errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].pointer == "/directory/cache/stale_max_s");
 }
 
 // Hidden by default: `unit_tests "[.bench]"`. A hit's cost on the caller's thread (normalise,

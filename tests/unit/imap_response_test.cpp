@@ -1,0 +1,86 @@
+// Back-end response parsing: status lines, response codes, capability lists, and the scanner
+// that tells the relay where the server's lines start (across literals) and whether it said BYE.
+#include "backends/imap_response.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+namespace gatehouse::imap {
+namespace {
+
+TEST_CASE("imap response: greeting with a capability code", "[imap_response]") {
+  auto r = parseResponseLine("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] Dovecot ready.");
+  REQUIRE(r);
+  CHECK(r->kind == ResponseKind::Untagged);
+  CHECK(r->status == ResponseStatus::Ok);
+  CHECK(r->code == "CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN");
+  CHECK(r->text == "Dovecot ready.");
+  auto caps = splitCapabilities(r->code);
+  CHECK(caps == std::vector<std::string>{"IMAP4rev1", "SASL-IR", "AUTH=PLAIN"});
+  CHECK(hasCapability(caps, "auth=plain"));
+  CHECK_FALSE(hasCapability(caps, "LITERAL+"));
+}
+
+TEST_CASE("imap response: tagged, untagged data, continuation, malformed", "[imap_response]") {
+  auto tagged = parseResponseLine("L NO [AUTHENTICATIONFAILED] Authentication failed.");
+  REQUIRE(tagged);
+  CHECK(tagged->kind == ResponseKind::Tagged);
+  CHECK(tagged->tag == "L");
+  CHECK(tagged->status == ResponseStatus::No);
+  CHECK(tagged->code == "AUTHENTICATIONFAILED");
+
+  auto data = parseResponseLine("* 3 EXISTS");
+  REQUIRE(data);
+  CHECK(data->status == ResponseStatus::None);
+  CHECK(data->text == "3 EXISTS");
+
+  auto cont = parseResponseLine("+ ");
+  REQUIRE(cont);
+  CHECK(cont->kind == ResponseKind::Continuation);
+
+  CHECK_FALSE(parseResponseLine(""));
+  CHECK_FALSE(parseResponseLine("L MAYBE"));           // tagged lines carry a status
+  CHECK_FALSE(parseResponseLine("* OK [UNCLOSED code"));
+}
+
+TEST_CASE("imap response: trailing literal sizes", "[imap_response]") {
+  CHECK(trailingLiteralSize("* 1 FETCH (BODY[] {123}") == 123u);
+  CHECK(trailingLiteralSize("* 1 FETCH (BODY[] {0}\r") == 0u);
+  CHECK(trailingLiteralSize("a APPEND x {5+}") == 5u);
+  CHECK_FALSE(trailingLiteralSize("* OK {abc}"));
+  CHECK_FALSE(trailingLiteralSize("* OK }"));
+  CHECK_FALSE(trailingLiteralSize("{99999999999999999999}"));  // would overflow
+}
+
+// Feeds `input` whole and at every split, checking the scanner ends in the same state.
+void checkScan(const std::string& input, bool line_start, bool bye) {
+  for (size_t split = 0; split <= input.size(); ++split) {
+    ResponseScanner s;
+    s.feed(std::string_view(input).substr(0, split));
+    s.feed(std::string_view(input).substr(split));
+    INFO("split at " << split);
+    CHECK(s.atLineStart() == line_start);
+    CHECK(s.sawBye() == bye);
+  }
+  ResponseScanner bytewise;
+  for (char c : input) bytewise.feed(std::string_view(&c, 1));
+  CHECK(bytewise.atLineStart() == line_start);
+  CHECK(bytewise.sawBye() == bye);
+}
+
+TEST_CASE("imap response scanner: lines, literals, BYE", "[imap_response]") {
+  checkScan("* 1 EXISTS\r\na OK done\r\n", true, false);
+  checkScan("* 1 EXISTS\r\na OK do", false, false);
+  checkScan("* BYE Logging out\r\na OK Logout completed.\r\n", true, true);
+  checkScan("* bye autologout\r\n", true, true);
+  // A literal whose payload looks like a BYE line is payload, not a BYE.
+  checkScan("* 1 FETCH (BODY[] {20}\r\n* BYE fake\r\n12345678)\r\n", true, false);
+  // Inside a literal we are not at a line start, even right after a CRLF in the payload.
+  checkScan("* 1 FETCH (BODY[] {10}\r\nab\r\n", false, false);
+  checkScan("* 1 FETCH (BODY[] {2}\r\nab", false, false);
+  // After the literal the line goes on; its end is the line start again.
+  checkScan("* 1 FETCH (BODY[] {2}\r\nab)\r\n", true, false);
+}
+
+}  // namespace
+}  // namespace gatehouse::imap
