@@ -11,7 +11,9 @@ namespace {
 // A reply with more lines than this during login is not an SMTP server we want to talk to.
 constexpr size_t kMaxReplyLines = 100;
 
-bool isTemporary(int code) { return code >= 400 && code < 500; }
+bool isTemporary(int code) {
+  return code >= 400 && code < 500;
+}
 
 }  // namespace
 
@@ -146,7 +148,7 @@ void SmtpBackendLogin::sendXclient() {
   attribute("HELO", request_.client_helo);
   bool local_v6 = request_.local_ip.find(':') != std::string::npos;
   attribute("DESTADDR", request_.local_ip.empty() || !local_v6 ? request_.local_ip
-                                                                 : "IPV6:" + request_.local_ip);
+                                                               : "IPV6:" + request_.local_ip);
   attribute("DESTPORT", request_.local_port);
   state_ = State::Xclient;
   send(command + "\r\n");

@@ -35,9 +35,9 @@ class SmtpBackendLogin final : public BackendLogin {
 
   std::string hostname_;
   State state_ = State::Greeting;
-  int code_ = 0;                              // of the reply being received
-  std::vector<std::string> lines_;            // its texts so far
-  std::vector<smtp::EhloKeyword> keywords_;   // from the last EHLO reply
+  int code_ = 0;                             // of the reply being received
+  std::vector<std::string> lines_;           // its texts so far
+  std::vector<smtp::EhloKeyword> keywords_;  // from the last EHLO reply
   bool xclient_done_ = false;
 };
 

@@ -43,7 +43,8 @@ EhloKeyword parseEhloLine(std::string_view text) {
     text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
     if (word.empty()) continue;
     if (first) {
-      for (char c : word) keyword.name.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+      for (char c : word)
+        keyword.name.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
       first = false;
     } else {
       keyword.params.emplace_back(word);

@@ -25,10 +25,10 @@ class AuthReply {
   // the callback cannot run after that. A closed mailbox drops it (its loop is going away).
   void send(AuthResult result) {
     if (!done_) return;
-    reply_to_->post([cancelled = cancelled_, done = std::move(done_),
-                     result = std::move(result)]() mutable {
-      if (!cancelled->load()) done(std::move(result));
-    });
+    reply_to_->post(
+        [cancelled = cancelled_, done = std::move(done_), result = std::move(result)]() mutable {
+          if (!cancelled->load()) done(std::move(result));
+        });
     done_ = nullptr;
   }
 

@@ -63,11 +63,10 @@ LdapClient::LdapClient(uv_loop_t* loop, LdapConfig config, LdapRouteMapper mappe
   for (size_t i = 0; i < binds_.size(); ++i) {
     binds_[i].connection = std::make_unique<LdapConnection>(
         loop_, config_,
-        LdapConnection::Events{
-            [this, i](int msgid, LdapMessagePtr chain) {
-              onBindResult(i, msgid, std::move(chain));
-            },
-            [this, i](const std::string& reason) { onBindLost(i, reason); }});
+        LdapConnection::Events{[this, i](int msgid, LdapMessagePtr chain) {
+                                 onBindResult(i, msgid, std::move(chain));
+                               },
+                               [this, i](const std::string& reason) { onBindLost(i, reason); }});
   }
 }
 
@@ -78,7 +77,9 @@ LdapClient::~LdapClient() {
   requests_.clear();
 }
 
-void LdapClient::start() { connectSearch(); }
+void LdapClient::start() {
+  connectSearch();
+}
 
 void LdapClient::submit(Credentials credentials, AuthReply reply) {
   if (requests_.size() >= config_.max_in_flight) {
@@ -139,8 +140,8 @@ void LdapClient::connectSearch() {
   // alive before any user waits on it.
   std::string_view password = config_.bind_password.reveal();
   berval credentials{static_cast<ber_len_t>(password.size()), const_cast<char*>(password.data())};
-  int rc = ldap_sasl_bind(search_->get(), config_.bind_dn.c_str(), LDAP_SASL_SIMPLE,
-                          &credentials, nullptr, nullptr, &service_bind_msgid_);
+  int rc = ldap_sasl_bind(search_->get(), config_.bind_dn.c_str(), LDAP_SASL_SIMPLE, &credentials,
+                          nullptr, nullptr, &service_bind_msgid_);
   if (rc != LDAP_SUCCESS) {
     searchFailed("service bind not sent: " + ldapErrorText(rc));
     return;
@@ -171,7 +172,8 @@ void LdapClient::searchFailed(const std::string& reason) {
     }
   }
   search_queue_.clear();
-  for (uint64_t id : failed) finish(id, result(AuthStatus::TempFail, "directory unavailable: " + reason));
+  for (uint64_t id : failed)
+    finish(id, result(AuthStatus::TempFail, "directory unavailable: " + reason));
 }
 
 void LdapClient::pumpSearches() {
@@ -196,9 +198,9 @@ void LdapClient::pumpSearches() {
       continue;
     }
     int msgid = -1;
-    int rc = ldap_search_ext(search_->get(), config_.base_dn.c_str(), scope, filter->c_str(),
-                             attributes.data(), 0, nullptr, nullptr, nullptr, kSearchSizeLimit,
-                             &msgid);
+    int rc =
+        ldap_search_ext(search_->get(), config_.base_dn.c_str(), scope, filter->c_str(),
+                        attributes.data(), 0, nullptr, nullptr, nullptr, kSearchSizeLimit, &msgid);
     request->phase = Phase::Searching;
     if (rc != LDAP_SUCCESS) {
       searchFailed("search not sent: " + ldapErrorText(rc));  // answers this request too
@@ -215,9 +217,10 @@ void LdapClient::onServiceBind(LdapMessagePtr chain) {
   int rc = resultCode(search_->get(), chain.get(), &diagnostic);
   if (rc != LDAP_SUCCESS) {
     // Wrong service credentials are a configuration error: loud, and retried with backoff.
-    log::error("ldap service bind refused",
-               {{"uri", search_->uri()}, {"bind_dn", config_.bind_dn},
-                {"error", ldapErrorText(rc)}, {"diagnostic", diagnostic}});
+    log::error("ldap service bind refused", {{"uri", search_->uri()},
+                                             {"bind_dn", config_.bind_dn},
+                                             {"error", ldapErrorText(rc)},
+                                             {"diagnostic", diagnostic}});
     searchFailed("service bind refused: " + ldapErrorText(rc));
     return;
   }
@@ -312,7 +315,8 @@ bool LdapClient::sendBind(size_t slot_index, Request& request) {
       request.slot = slot_index;
       return true;
     }
-    log::warn("ldap bind not sent", {{"uri", slot.connection->uri()}, {"error", ldapErrorText(rc)}});
+    log::warn("ldap bind not sent",
+              {{"uri", slot.connection->uri()}, {"error", ldapErrorText(rc)}});
     slot.connection->close();
   }
   return false;
@@ -360,8 +364,8 @@ void LdapClient::onTimeout(uint64_t id) {
   auto it = requests_.find(id);
   if (it == requests_.end()) return;
   Request& request = *it->second;
-  std::string reason = "directory did not answer within " + std::to_string(config_.request_ms) +
-                       " ms";
+  std::string reason =
+      "directory did not answer within " + std::to_string(config_.request_ms) + " ms";
   bool search_stalled = false;
   if (request.phase == Phase::Searching) {
     searches_.erase(request.msgid);

@@ -78,16 +78,16 @@ LdapConfig LdapReader::read(const Json& value, const std::string& pointer) {
   normalised_ = value;
   ObjectReader reader(value, pointer, errors_,
                       {"uris", "starttls", "ca_file", "bind_dn", "bind_password",
-                       "bind_password_file", "base_dn", "scope", "filter", "attributes",
-                       "timeouts", "max_in_flight", "bind_connections", "reconnect_backoff_ms"});
+                       "bind_password_file", "base_dn", "scope", "filter", "attributes", "timeouts",
+                       "max_in_flight", "bind_connections", "reconnect_backoff_ms"});
   if (!reader.isObject()) return config_;
   readUris(reader);
   config_.starttls = reader.boolean("starttls", Need::Optional).value_or(false);
   if (config_.starttls) {
     for (const std::string& uri : config_.uris) {
       if (uri.rfind("ldaps://", 0) == 0) {
-        reader.error(reader.pointerOf("starttls"), "cannot be used with ldaps:// URIs (" + uri +
-                                                       " is already TLS)");
+        reader.error(reader.pointerOf("starttls"),
+                     "cannot be used with ldaps:// URIs (" + uri + " is already TLS)");
         break;
       }
     }
@@ -163,8 +163,9 @@ void LdapReader::readCredentials(const ObjectReader& reader) {
   auto file = readFile(reader, "bind_password_file", "bind_password_file");
   bool password_read = false;
   if (password && reader.has("bind_password_file")) {
-    reader.error(reader.pointerOf("bind_password"), "give bind_password or bind_password_file, "
-                                                    "not both");
+    reader.error(reader.pointerOf("bind_password"),
+                 "give bind_password or bind_password_file, "
+                 "not both");
   }
   if (file) {
     std::string problem;
@@ -172,8 +173,8 @@ void LdapReader::readCredentials(const ObjectReader& reader) {
       config_.bind_password = Secret(trimTrailingNewlines(std::move(*text)));
       password_read = true;
     } else {
-      reader.error(reader.pointerOf("bind_password_file"), "cannot read " + quoteJson(*file) +
-                                                               ": " + problem);
+      reader.error(reader.pointerOf("bind_password_file"),
+                   "cannot read " + quoteJson(*file) + ": " + problem);
     }
   } else if (password) {
     config_.bind_password = Secret(*password);
@@ -191,14 +192,14 @@ void LdapReader::readCredentials(const ObjectReader& reader) {
                  "unauthenticated bind)");
   }
   if (!dn && has_password) {
-    reader.error(reader.pointerOf(reader.has("bind_password") ? "bind_password"
-                                                              : "bind_password_file"),
-                 "needs bind_dn");
+    reader.error(
+        reader.pointerOf(reader.has("bind_password") ? "bind_password" : "bind_password_file"),
+        "needs bind_dn");
   }
   if (dn && password_read && config_.bind_password.empty()) {
-    reader.error(reader.pointerOf(reader.has("bind_password") ? "bind_password"
-                                                              : "bind_password_file"),
-                 "must not be empty (an empty password is an unauthenticated bind)");
+    reader.error(
+        reader.pointerOf(reader.has("bind_password") ? "bind_password" : "bind_password_file"),
+        "must not be empty (an empty password is an unauthenticated bind)");
   }
 }
 
@@ -261,8 +262,8 @@ void LdapReader::readBackoff(const Json& value, const std::string& pointer) {
   unsigned32(reader, "min", 1, kMaxTimeoutMs, config_.reconnect_min_ms);
   unsigned32(reader, "max", 1, kMaxTimeoutMs, config_.reconnect_max_ms);
   if (config_.reconnect_max_ms < config_.reconnect_min_ms) {
-    reader.error(reader.pointerOf("max"), "must not be less than min (" +
-                                              std::to_string(config_.reconnect_min_ms) + ")");
+    reader.error(reader.pointerOf("max"),
+                 "must not be less than min (" + std::to_string(config_.reconnect_min_ms) + ")");
   }
 }
 

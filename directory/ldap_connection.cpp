@@ -48,9 +48,8 @@ bool LdapConnection::setOptions(std::string& error) {
   int new_context = 0;
   ok = ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) == LDAP_OPT_SUCCESS &&
        ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &min_version) == LDAP_OPT_SUCCESS &&
-       (config_.ca_file.empty() ||
-        ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, config_.ca_file.c_str()) ==
-            LDAP_OPT_SUCCESS) &&
+       (config_.ca_file.empty() || ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE,
+                                                   config_.ca_file.c_str()) == LDAP_OPT_SUCCESS) &&
        // The handle's own TLS context, built from the options above rather than the global one.
        ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &new_context) == LDAP_OPT_SUCCESS;
   if (!ok) error = "cannot set TLS options (CA file " + config_.ca_file + ")";

@@ -42,8 +42,7 @@ bool isValidFilterTemplate(std::string_view filter_template, std::string& proble
     problem = "must contain %u (the escaped login)";
     return false;
   }
-  if (filter_template.empty() || filter_template.front() != '(' ||
-      filter_template.back() != ')') {
+  if (filter_template.empty() || filter_template.front() != '(' || filter_template.back() != ')') {
     problem = "must be a parenthesised LDAP filter such as (uid=%u)";
     return false;
   }

@@ -71,11 +71,12 @@ AuthResult LdapRouteMapper::decide(const LdapEntry& entry, std::string_view type
     if (disabled) return result(AuthStatus::Denied, "account disabled");
   }
   if (!attributes_.protocols.empty() && !entry.protocols.empty()) {
-    bool allowed = std::any_of(entry.protocols.begin(), entry.protocols.end(),
-                               [&](const auto& v) { return equalsIgnoreCase(v, protocolName(protocol)); });
+    bool allowed = std::any_of(entry.protocols.begin(), entry.protocols.end(), [&](const auto& v) {
+      return equalsIgnoreCase(v, protocolName(protocol));
+    });
     if (!allowed) {
-      return result(AuthStatus::Disabled,
-                    std::string("protocol ") + protocolName(protocol) + " not allowed for this user");
+      return result(AuthStatus::Disabled, std::string("protocol ") + protocolName(protocol) +
+                                              " not allowed for this user");
     }
   }
   if (entry.backend.empty()) {
@@ -85,12 +86,10 @@ AuthResult LdapRouteMapper::decide(const LdapEntry& entry, std::string_view type
   std::string backend = backendFor(entry.backend.front());
   if (backend.empty()) {
     return result(AuthStatus::TempFail, attributes_.backend + " \"" + entry.backend.front() +
-                                            "\" of " + entry.dn +
-                                            " names no configured back-end");
+                                            "\" of " + entry.dn + " names no configured back-end");
   }
-  std::string user = entry.login.empty() || entry.login.front().empty()
-                         ? std::string(typed_login)
-                         : entry.login.front();
+  std::string user = entry.login.empty() || entry.login.front().empty() ? std::string(typed_login)
+                                                                        : entry.login.front();
   return AuthResult{AuthStatus::Ok, Route{std::move(user), std::move(backend)}, ""};
 }
 

@@ -27,8 +27,7 @@ class LdapRouteMapper {
 
   // The answer for `entry` once its password was proven. `typed_login` is what the user gave
   // (the canonical login falls back to it).
-  AuthResult decide(const LdapEntry& entry, std::string_view typed_login,
-                    Protocol protocol) const;
+  AuthResult decide(const LdapEntry& entry, std::string_view typed_login, Protocol protocol) const;
 
   // The configured back-end that `value` (a mailHost) names: by name, then by address; empty
   // if none does.

@@ -52,8 +52,9 @@ std::optional<std::string> LoginNormalizer::normalize(std::string_view login) co
   std::string_view name = login;
   // `EXAMPLE\alice`: only a well-formed NT name is rewritten (a non-empty domain without '@' and
   // a non-empty user); anything else stays literal and the directory matches it or not at all.
+  // The last backslash counts, so that normalising twice changes nothing.
   if (accept_backslash_domain_) {
-    size_t slash = name.find('\\');
+    size_t slash = name.rfind('\\');
     if (slash != std::string_view::npos && slash > 0 && slash + 1 < name.size() &&
         name.substr(0, slash).find('@') == std::string_view::npos) {
       name.remove_prefix(slash + 1);

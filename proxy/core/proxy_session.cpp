@@ -193,7 +193,7 @@ void ProxySession::armIdleTimer(unsigned ms) {
 
 bool ProxySession::mayForward(RelaySide from, std::string_view data) {
   if (from != RelaySide::Client || onClientBytes(data)) return true;
-  if (!ending()) finish({}, "refused_command");
+  if (!ending()) finish(std::string_view(), "refused_command");
   return false;
 }
 
@@ -205,14 +205,14 @@ void ProxySession::onRelayEnded(RelaySide side, bool error, std::string_view rea
   if (side == RelaySide::Client) {
     client_ended_ = true;
     if (error || relay_->bothEnded()) {
-      finish({}, error ? "client_error" : "client_closed");
+      finish(std::string_view(), error ? "client_error" : "client_closed");
       return;
     }
     relay_->passEnd(RelaySide::Client);  // let the back-end finish (e.g. after LOGOUT)
     return;
   }
   if (client_ended_ || backendSaidGoodbye()) {
-    finish({}, backendSaidGoodbye() ? "logout" : "client_closed");
+    finish(std::string_view(), backendSaidGoodbye() ? "logout" : "client_closed");
     return;
   }
   log::warn("back-end connection lost", {{"session", sessionId()}, {"backend", backend_name_},
@@ -226,7 +226,7 @@ void ProxySession::onEnd() {
     closeNow();
     return;
   }
-  finish({}, "client_closed");
+  finish(std::string_view(), "client_closed");
 }
 
 void ProxySession::onError(std::string_view reason) {

@@ -81,7 +81,8 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   bool countAuthFailure();
   // Counts a bad command; ends the session when the limit is reached. Returns false then.
   bool countBadCommand();
-  // Says the goodbye (if any and if the client may receive it) and ends the session.
+  // Says the goodbye (if any and if the client may receive it) and ends the session. No goodbye is
+  // std::string_view(): `{}` would convert to Goodbye (PreauthTimeout), not to an empty view.
   void finish(std::string_view bye, std::string outcome);
   void finish(Goodbye reason, std::string outcome) { finish(goodbye(reason), std::move(outcome)); }
   Phase phase() const { return phase_; }

@@ -22,11 +22,17 @@ Result error(ErrorKind kind) {
 
 }  // namespace
 
-void CommandParser::feed(std::string_view bytes) { buffer_.append(bytes); }
+void CommandParser::feed(std::string_view bytes) {
+  buffer_.append(bytes);
+}
 
-Result CommandParser::next() { return line(false); }
+Result CommandParser::next() {
+  return line(false);
+}
 
-Result CommandParser::nextLine() { return line(true); }
+Result CommandParser::nextLine() {
+  return line(true);
+}
 
 Result CommandParser::line(bool raw) {
   for (;;) {

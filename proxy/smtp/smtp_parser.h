@@ -60,9 +60,9 @@ class CommandParser {
 
   size_t max_line_;
   std::string buffer_;
-  size_t start_ = 0;         // first byte not yet returned
-  size_t scanned_ = 0;       // bytes of the current line before this offset hold no LF
-  bool skipping_ = false;    // dropping the rest of a too-long line, up to its LF
+  size_t start_ = 0;       // first byte not yet returned
+  size_t scanned_ = 0;     // bytes of the current line before this offset hold no LF
+  bool skipping_ = false;  // dropping the rest of a too-long line, up to its LF
 };
 
 }  // namespace gatehouse::smtp

@@ -13,9 +13,13 @@ constexpr std::string_view kRefusedVerbs[] = {"XCLIENT", "XFORWARD", "STARTTLS"}
 
 // What Postfix's command tokenizer skips before a verb (ISSPACE). Treating more bytes as blank
 // than the back-end does could only make the guard refuse more.
-bool isBlank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+bool isBlank(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
 
-char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
+char upper(char c) {
+  return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+}
 
 bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) return false;

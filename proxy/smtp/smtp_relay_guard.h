@@ -45,8 +45,8 @@ class RelayGuard {
 
   // Client side. Only the start of each line is kept: enough for a verb or a lone ".".
   Mode mode_ = Mode::Command;
-  std::string line_;         // first kLineKeep bytes of the current line, leading blanks dropped
-  size_t line_length_ = 0;   // bytes of the current line so far
+  std::string line_;        // first kLineKeep bytes of the current line, leading blanks dropped
+  size_t line_length_ = 0;  // bytes of the current line so far
   Dot dot_ = Dot::Start;
   bool last_was_data_ = false;  // the last complete command line was DATA, nothing sent since
   uint64_t outstanding_ = 0;    // command lines sent minus final replies seen

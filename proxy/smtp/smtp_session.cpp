@@ -33,7 +33,9 @@ SmtpSession::SmtpSession(SessionContext context, std::unique_ptr<Stream> client)
       // to 12288 (RFC 4954 4): the configured line limit covers both.
       parser_(std::make_unique<smtp::CommandParser>(ctx_.config->limits.max_line)) {}
 
-void SmtpSession::onStart() { reply("220 " + hostname_ + " ESMTP Gatehouse\r\n"); }
+void SmtpSession::onStart() {
+  reply("220 " + hostname_ + " ESMTP Gatehouse\r\n");
+}
 
 std::string SmtpSession::goodbye(Goodbye reason) const {
   switch (reason) {
@@ -58,9 +60,13 @@ std::string SmtpSession::backendFor(const std::string& home) const {
   return pool[ctx_.id % pool.size()];  // sessions spread over the pool; no state needed
 }
 
-unsigned SmtpSession::preauthIdleMs() const { return ctx_.config->submission.command_timeout_ms; }
+unsigned SmtpSession::preauthIdleMs() const {
+  return ctx_.config->submission.command_timeout_ms;
+}
 
-unsigned SmtpSession::relayIdleMs() const { return ctx_.config->submission.relay_idle_ms; }
+unsigned SmtpSession::relayIdleMs() const {
+  return ctx_.config->submission.relay_idle_ms;
+}
 
 void SmtpSession::onClientData(std::string_view data) {
   parser_->feed(data);
@@ -133,7 +139,8 @@ bool SmtpSession::startTlsOffered() const {
 void SmtpSession::cmdEhlo(const smtp::Command& c, bool extended) {
   std::string_view name = std::string_view(c.args).substr(0, c.args.find(' '));
   if (!isHeloName(name)) {
-    refuse(extended ? "501 5.5.4 Syntax: EHLO hostname\r\n" : "501 5.5.4 Syntax: HELO hostname\r\n");
+    refuse(extended ? "501 5.5.4 Syntax: EHLO hostname\r\n"
+                    : "501 5.5.4 Syntax: HELO hostname\r\n");
     return;
   }
   helo_ = std::string(name);  // EHLO also resets any transaction (RFC 5321 4.1.4): there is none
@@ -188,8 +195,8 @@ void SmtpSession::cmdAuth(const smtp::Command& c) {
   std::string_view mechanism_name = args.substr(0, space);
   std::optional<std::string_view> initial;
   if (space != std::string_view::npos) initial = args.substr(space + 1);
-  if (mechanism_name.empty() || (initial && (initial->empty() || initial->find(' ') !=
-                                                                       std::string_view::npos))) {
+  if (mechanism_name.empty() ||
+      (initial && (initial->empty() || initial->find(' ') != std::string_view::npos))) {
     refuse("501 5.5.4 Syntax: AUTH mechanism [initial-response]\r\n");
     return;
   }
@@ -240,8 +247,9 @@ void SmtpSession::onLoginFailed(LoginFailure failure) {
       return;
     case LoginFailure::BackendUnavailable:
     case LoginFailure::BackendInUse:
-      reply("454 4.7.0 Temporary authentication failure: mail server unavailable, try again "
-            "later\r\n");
+      reply(
+          "454 4.7.0 Temporary authentication failure: mail server unavailable, try again "
+          "later\r\n");
       return;
   }
 }

@@ -23,7 +23,8 @@ class SmtpSession final : public ProxySession {
   void onResume() override { processInput(); }
   void onLoginFailed(LoginFailure failure) override;
   std::string onLoggedIn(const BackendLoginResult& result) override;
-  std::unique_ptr<BackendLogin> makeBackendLogin(const Backend& backend, BackendLoginRequest request,
+  std::unique_ptr<BackendLogin> makeBackendLogin(const Backend& backend,
+                                                 BackendLoginRequest request,
                                                  BackendLogin::Callback done) override;
   std::string goodbye(Goodbye reason) const override;
   void onBackendBytes(std::string_view data) override { guard_.fromBackend(data); }

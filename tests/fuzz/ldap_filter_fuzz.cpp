@@ -16,7 +16,9 @@ void check(bool condition, const char* what) {
   std::abort();
 }
 
-bool isHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool isHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 // Every '*', '(', ')' and NUL is absent and every '\' starts a valid \XX escape; decoding the
 // escapes gives back the input.
@@ -52,6 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The input as a template: expansion either refuses it or replaces only %u and %%.
   std::string problem;
   bool valid = gatehouse::isValidFilterTemplate(input, problem);
-  check(valid == gatehouse::expandFilter(input, "x").has_value(), "validity and expansion disagree");
+  check(valid == gatehouse::expandFilter(input, "x").has_value(),
+        "validity and expansion disagree");
   return 0;
 }

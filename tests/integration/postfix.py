@@ -1,8 +1,8 @@
 """A private Postfix instance for the submission tests: Gatehouse's SMTP back-end.
 
 Standard library only. Everything lives in one temp dir (config, queue, data, log); Postfix runs in the
-foreground (`postfix start-fg`) in its own process group, so it is stopped by its pid like every other
-peer of the harness. One smtpd listens on ip:<ephemeral port> with XCLIENT allowed from 127.0.0.0/8 and
+background as usual; its master leads its own process group (pid from the pid file), so it is stopped
+by that pid (`postfix stop`, then SIGKILL to the group if anything is left) like every other peer. One smtpd listens on ip:<ephemeral port> with XCLIENT allowed from 127.0.0.0/8 and
 SASL through Dovecot's auth socket (needed for XCLIENT LOGIN= and for the AUTH fall-back); mail for the
 virtual domain is written straight into the Dovecot back-ends' maildirs by Postfix's virtual(8) agent, as
 the Dovecot mail user, so Dovecot sees it like any delivery.
@@ -77,8 +77,7 @@ class Postfix:
         self.data_dir = os.path.join(self.root, "data")
         self.log_path = os.path.join(self.root, "maillog")
         self.port = None
-        self.proc = None
-        self.pgid = None
+        self.pgid = None  # the master's pid, which leads its process group
 
     @staticmethod
     def dovecot_auth_conf(name="auth-postfix"):
@@ -112,6 +111,7 @@ shlib_directory = /usr/lib/postfix
 mail_owner = postfix
 setgid_group = postdrop
 maillog_file = {self.log_path}
+maillog_file_prefixes = {self.root}
 myhostname = mx.{self.domain}
 mydomain = {self.domain}
 myorigin = $mydomain
@@ -170,57 +170,64 @@ maximal_backoff_time = 2s
                               capture_output=True, timeout=60, check=check)
 
     def _spawn(self):
-        # Creates the queue directories with the owners Postfix expects (idempotent).
-        r = self._postfix("set-permissions", check=False)
-        if r.returncode != 0:  # Postfix reports to its log file, not to stderr
-            raise RuntimeError(f"postfix set-permissions failed: {(r.stdout + r.stderr).decode(errors='replace')}"
-                               f"\n{self.log_text()}")
-        out = open(os.path.join(self.root, "postfix.stdout"), "ab")
-        try:
-            self.proc = subprocess.Popen(["postfix", "-c", self.conf_dir, "start-fg"], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            out.close()
-        self.pgid = self.proc.pid
+        # set-permissions creates the queue directories with the owners Postfix expects (idempotent).
+        for action in ("set-permissions", "start"):
+            r = self._postfix(action, check=False)
+            if r.returncode != 0:  # Postfix reports to its log file, not to stderr
+                raise RuntimeError(f"postfix {action} failed: {(r.stdout + r.stderr).decode(errors='replace')}"
+                                   f"\n{self.log_text()}")
+        # The master detaches into its own session: its pid (and process group) is in the pid file.
+        self.pgid = wait_for(self._master_pid, START_TIMEOUT, "postfix master pid file")
         harness._register(self)
         deadline = time.monotonic() + START_TIMEOUT
         while not harness._banner_ok(self.ip, self.port, b"220"):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"postfix exited with {self.proc.returncode}: {self._stdout()}\n{self.log_text()}")
+            if not harness._group_alive(self.pgid):
+                raise RuntimeError(f"postfix master exited: {self.log_text()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"postfix not ready on {self.ip}:{self.port}: {self._stdout()}\n{self.log_text()}")
+                raise RuntimeError(f"postfix not ready on {self.ip}:{self.port}: {self.log_text()}")
             time.sleep(0.05)  # polling interval of a bounded wait
 
-    def _stdout(self):
+    def _master_pid(self):
         try:
-            with open(os.path.join(self.root, "postfix.stdout"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+            with open(os.path.join(self.queue_dir, "pid", "master.pid")) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return None
+        return pid if pid > 0 and harness._group_alive(pid) else None
 
-    def _reap(self):
-        if self.proc is not None:
-            harness._stop_group(self.proc, self.pgid, signal.SIGTERM, 10)
-            self.proc = None
+    def _reap(self, sig=None):
+        """Stops the master and every process of its group: `postfix stop`, or `sig` to the group."""
+        if self.pgid is not None:
+            if sig is None:
+                self._postfix("stop", check=False)
+            else:
+                try:
+                    os.killpg(self.pgid, sig)
+                except ProcessLookupError:
+                    pass
+            try:
+                wait_for(lambda: not harness._group_alive(self.pgid), 10, f"postfix group {self.pgid} to exit")
+            except TimeoutError:
+                try:
+                    os.killpg(self.pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                wait_for(lambda: not harness._group_alive(self.pgid), 10, f"postfix group {self.pgid} to die")
+            self.pgid = None
         harness._unregister(self)
 
     def stop(self):
-        """SIGTERM to the master (start-fg), wait for its whole process group, remove the temp dir."""
+        """`postfix stop`, wait for the master's whole process group to exit, remove the temp dir."""
         self._reap()
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def kill(self):
         """SIGKILL to every Postfix process (a crashed back-end)."""
-        if self.proc is not None:
-            try:
-                os.killpg(self.pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._reap()
+        self._reap(signal.SIGKILL)
 
     def running(self):
-        return self.proc is not None and self.proc.poll() is None
+        return self.pgid is not None and harness._group_alive(self.pgid)
 
     # -- logs
     def log_text(self):

@@ -57,8 +57,15 @@ _BASE_ENTRIES = [
 class Slapd:
     """slapd on 127.0.0.1:<free port> with the base entries plus `ldif_entries` (LDIF strings)."""
 
-    def __init__(self, ldif_entries=(), port=None):
+    def __init__(self, ldif_entries=(), port=None, tls=False):
+        """tls=True: a self-signed certificate for 127.0.0.1 (self.cert, its own CA), StartTLS on the
+        ldap:// port and an ldaps:// listener on self.ldaps_port."""
         self.root = tempfile.mkdtemp(prefix="gh-slapd-")
+        self.cert = self.key = None
+        self.ldaps_port = None
+        if tls:
+            self.cert, self.key = harness.make_cert(self.root, cn="ldap.example.test",
+                                                    names=("ldap.example.test",), ips=("127.0.0.1",))
         self.db = os.path.join(self.root, "db")
         os.makedirs(self.db)
         self.conf = os.path.join(self.root, "slapd.conf")
@@ -83,10 +90,15 @@ class Slapd:
     def uri(self):
         return f"ldap://127.0.0.1:{self.port}"
 
+    @property
+    def ldaps_uri(self):
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
+
     def _write_conf(self):
+        tls = f"TLSCertificateFile {self.cert}\nTLSCertificateKeyFile {self.key}\n" if self.cert else ""
         with open(self.conf, "w") as f:
             f.write(f"""# slapd for a Gatehouse integration test (tests/integration/slapd.py)
-include  /etc/ldap/schema/core.schema
+{tls}include  /etc/ldap/schema/core.schema
 include  /etc/ldap/schema/cosine.schema
 include  /etc/ldap/schema/inetorgperson.schema
 include  /etc/ldap/schema/misc.schema
@@ -117,10 +129,14 @@ access to *
         """Starts slapd (again, on the same port after a stop) and waits until it answers a search."""
         if self.port is None:
             self.port = self.fixed_port or harness.free_port()
+        urls = self.uri + "/"
+        if self.cert:
+            self.ldaps_port = self.ldaps_port or harness.free_port()
+            urls += " " + self.ldaps_uri + "/"
         log = open(self.log_path, "ab")
         try:
             # -d 0: stay in the foreground, so that self.proc.pid is slapd itself.
-            self.proc = subprocess.Popen(["slapd", "-d", "0", "-f", self.conf, "-h", self.uri + "/"],
+            self.proc = subprocess.Popen(["slapd", "-d", "0", "-f", self.conf, "-h", urls],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          start_new_session=True)
         finally:

@@ -627,12 +627,13 @@ TEST_CASE("config: users file", "[config]") {
 
 TEST_CASE("config: LDAP directory settings are passed through", "[config]") {
   Json j = minimal();
-  j["directory"] = Json::parse(R"({"type": "ldap", "ldap": {"uris": ["ldap://127.0.0.1"]}})");
+  j["directory"] = Json::parse(
+      R"({"type": "ldap", "ldap": {"uris": ["ldap://127.0.0.1"], "base_dn": "dc=example,dc=com"}})");
   Outcome out = parse(j);
   requireValid(out);
   CHECK(out.config->directory.type == "ldap");
   CHECK(Json::parse(out.config->directory.ldap_json) ==
-        Json::parse(R"({"uris": ["ldap://127.0.0.1"]})"));
+        Json::parse(R"({"uris": ["ldap://127.0.0.1"], "base_dn": "dc=example,dc=com"})"));
 
   j["directory"] = {{"type", "ldap"}, {"users", Json::array()}};
   Outcome mixed = parse(j);

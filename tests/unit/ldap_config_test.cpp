@@ -155,8 +155,7 @@ TEST_CASE("ldap config: service account and TLS combinations", "[ldap_config]") 
   INFO(describe(ok));
   REQUIRE(ok.config);
   CHECK(ok.config->bind_password.reveal() == "pw");
-  Parsed both = parse(
-      R"({"uris": ["ldaps://h"], "base_dn": "dc=x", "starttls": true})");
+  Parsed both = parse(R"({"uris": ["ldaps://h"], "base_dn": "dc=x", "starttls": true})");
   CHECK(hasError(both, "/directory/ldap/starttls", "cannot be used with ldaps://"));
 }
 

@@ -33,8 +33,7 @@ TEST_CASE("ldap filter: template expansion", "[ldap_filter]") {
   CHECK(expandFilter("(uid=%u)", "alice") == "(uid=alice)");
   CHECK(expandFilter("(|(uid=%u)(mail=%u))", "*)(uid=*") ==
         "(|(uid=\\2a\\29\\28uid=\\2a)(mail=\\2a\\29\\28uid=\\2a))");
-  CHECK(expandFilter("(&(uid=%u)(description=100%%))", "bob") ==
-        "(&(uid=bob)(description=100%))");
+  CHECK(expandFilter("(&(uid=%u)(description=100%%))", "bob") == "(&(uid=bob)(description=100%))");
   CHECK(expandFilter("(&(uid=%u)(x=%%u))", "bob") == "(&(uid=bob)(x=%u))");
   CHECK(expandFilter("(uid=%u)", "a\0b"s) == "(uid=a\\00b)");
   CHECK(expandFilter("(uid=%u)", "%u") == "(uid=%u)");  // the login is not expanded again

@@ -41,7 +41,7 @@ TEST_CASE("login normalizer: DOMAIN\\user drops the NT domain", "[login]") {
   CHECK(n.normalize("\\alice") == "\\alice");
   CHECK(n.normalize("EXAMPLE\\") == "example\\");
   CHECK(n.normalize("a@b\\alice") == "a@b\\alice");
-  CHECK(n.normalize("EX\\al\\ice") == "al\\ice");  // the first backslash ends the domain
+  CHECK(n.normalize("EX\\al\\ice") == "ice");  // the last backslash ends the domain
 }
 
 TEST_CASE("login normalizer: strip_domain removes listed domains only", "[login]") {
@@ -74,6 +74,19 @@ TEST_CASE("login normalizer: default_domain is appended when there is none", "[l
   CHECK(both.normalize("alice@example.com") == "alice@example.com");
   LoginNormalizer keep_case(options(false, false, {}, "Example.com"));
   CHECK(keep_case.normalize("Alice") == "Alice@Example.com");
+}
+
+TEST_CASE("login normalizer: normalising twice changes nothing", "[login]") {
+  for (const auto& config : {options(true, true, {"*"}, ""), options(true, true, {}, "example.com"),
+                             options(false, true, {"example.com"}, "example.org")}) {
+    LoginNormalizer n(config);
+    for (const char* login : {"alice", "Alice@Example.com", "EX\\al\\ice", "\\alice", "a@b\\c",
+                              "EXAMPLE\\Bob@Example.COM", "x@y@example.com", "j\xC3\x96rg"}) {
+      auto once = n.normalize(login);
+      REQUIRE(once);
+      CHECK(n.normalize(*once) == once);
+    }
+  }
 }
 
 TEST_CASE("login normalizer: refuses control bytes, empty and over-long names", "[login]") {
