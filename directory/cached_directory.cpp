@@ -7,7 +7,13 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <atomic>
+#include <list>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <unordered_map>
+#include <utility>
 
 #include "directory/auth_reply.h"
 #include "proxy/log/log.h"
@@ -216,8 +222,9 @@ std::unique_ptr<PendingAuth> CachedDirectory::authenticate(std::shared_ptr<LoopM
                       std::move(done));
   }
   credentials.login = std::move(*login);
-  if (!enabled_)
+  if (!enabled_) {
     return inner_->authenticate(std::move(reply_to), std::move(credentials), std::move(done));
+  }
 
   // The protocol is part of the key because Disabled depends on it. NUL cannot occur in a
   // normalised login, so the key is unambiguous.

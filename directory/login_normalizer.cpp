@@ -61,8 +61,10 @@ std::optional<std::string> LoginNormalizer::normalize(std::string_view login) co
     }
   }
   std::string out = lowercase_ ? asciiLower(name) : std::string(name);
-  // The last '@' separates the domain: a local part may (rarely) hold a quoted '@'.
-  size_t at = out.rfind('@');
+  size_t at = out.find('@');
+  // A quoted local part may hold an '@' (RFC 5321), but no directory we front uses one, and with
+  // two the split (and so the cache key) would depend on which '@' is meant.
+  if (at != std::string::npos && out.find('@', at + 1) != std::string::npos) return std::nullopt;
   if (at != std::string::npos) {
     std::string_view domain = std::string_view(out).substr(at + 1);
     bool strip = strip_any_domain_ || std::any_of(strip_domains_.begin(), strip_domains_.end(),

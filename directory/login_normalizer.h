@@ -20,7 +20,8 @@ class LoginNormalizer {
   explicit LoginNormalizer(const LoginNormalizationConfig& config);
 
   // nullopt for a login no directory should see: empty, longer than kMaxLoginBytes (before or
-  // after the default domain is added), or holding a control byte (NUL, CR, LF, ..., DEL).
+  // after the default domain is added), holding a control byte (NUL, CR, LF, ..., DEL), with more
+  // than one '@' or nothing before it. Normalising a result again returns it unchanged.
   // Steps, in order: `DOMAIN\user` -> `user` (if accepted); ASCII lower-casing; stripping a
   // listed `@domain`; appending `@default_domain` to a name that has no '@'.
   std::optional<std::string> normalize(std::string_view login) const;

@@ -646,8 +646,9 @@ void Builder::readTimeouts(const Json& value, const std::string& pointer) {
 }
 
 void Builder::readSubmission(const Json& value, const std::string& pointer) {
-  ObjectReader reader(value, pointer, errors_,
-                      {"relay_backends", "max_message_size", "command_timeout_ms", "relay_idle_ms"});
+  ObjectReader reader(
+      value, pointer, errors_,
+      {"relay_backends", "max_message_size", "command_timeout_ms", "relay_idle_ms"});
   if (!reader.isObject()) return;
   SubmissionConfig& submission = config_.submission;
   if (const Json* names = reader.array("relay_backends", Need::Optional)) {

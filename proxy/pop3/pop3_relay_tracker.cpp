@@ -6,8 +6,9 @@
 namespace gatehouse::pop3 {
 namespace {
 
-// Enough of a client line to see its keyword and whether an argument follows ("UIDL 1").
-constexpr size_t kClientHead = 16;
+// Enough of a client line to see its keyword and whether an argument follows ("UIDL 1"), and
+// short enough for std::string's inline buffer: following a line allocates nothing.
+constexpr size_t kClientHead = 15;
 // Enough of a status line to tell "+OK" from "-ERR".
 constexpr size_t kStatusHead = 3;
 // A client that pipelines more commands than this ahead of the back-end's answers is not
@@ -56,10 +57,15 @@ void RelayTracker::clientLineDone() {
   } else if (keyword == "QUIT") {
     expect = Expect::Quit;
   }
-  if (pending_.size() >= kMaxPending) {
+  if (pending_.size() - pending_head_ >= kMaxPending) {
     lost_ = true;
-    pending_.clear();
+    std::vector<Expect>().swap(pending_);
+    pending_head_ = 0;
     return;
+  }
+  if (pending_head_ > 0 && pending_head_ * 2 >= pending_.size()) {
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(pending_head_));
+    pending_head_ = 0;
   }
   pending_.push_back(expect);
 }
@@ -121,7 +127,8 @@ void RelayTracker::fromBackend(std::string_view data) {
 }
 
 void RelayTracker::statusLineDone() {
-  const Expect expect = pending_.empty() ? Expect::SingleLine : pending_.front();
+  const Expect expect =
+      pending_head_ == pending_.size() ? Expect::SingleLine : pending_[pending_head_];
   // Only a positive answer carries a body; "-ERR" is always one line.
   if (expect == Expect::MultiLine && status_head_ == "+OK") {
     backend_ = Backend::BodyLineStart;
@@ -132,9 +139,12 @@ void RelayTracker::statusLineDone() {
 
 void RelayTracker::responseDone() {
   backend_ = Backend::ResponseStart;
-  if (pending_.empty()) return;  // unsolicited (e.g. the back-end's own timeout notice)
-  if (pending_.front() == Expect::Quit) quit_answered_ = true;
-  pending_.pop_front();
+  if (pending_head_ == pending_.size()) return;  // unsolicited (e.g. the back-end's timeout notice)
+  if (pending_[pending_head_] == Expect::Quit) quit_answered_ = true;
+  if (++pending_head_ == pending_.size()) {
+    pending_.clear();  // keeps its small capacity: the next command reuses it
+    pending_head_ = 0;
+  }
 }
 
 }  // namespace gatehouse::pop3

@@ -5,9 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace gatehouse::pop3 {
 
@@ -39,9 +39,12 @@ class RelayTracker {
   void statusLineDone();
   void responseDone();
 
-  std::deque<Expect> pending_;  // one per client command not yet answered, oldest first
-  std::string client_head_;     // first bytes of the client's current line
-  std::string status_head_;     // first bytes of the back-end's current status line
+  // One per client command not yet answered, oldest at pending_head_. A vector, not a deque:
+  // libstdc++'s deque allocates ~600 bytes up front, and idle sessions should hold nothing.
+  std::vector<Expect> pending_;
+  size_t pending_head_ = 0;
+  std::string client_head_;  // first bytes of the client's current line
+  std::string status_head_;  // first bytes of the back-end's current status line
   Backend backend_ = Backend::ResponseStart;
   bool lost_ = false;  // too many unanswered commands to follow: never sure again
   bool quit_answered_ = false;

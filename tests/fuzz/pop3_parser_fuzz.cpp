@@ -37,7 +37,8 @@ void checkResult(const Result& r, size_t max_line) {
   if (r.kind == ResultKind::Command) {
     const auto& c = r.command;
     check(!c.name.empty() && c.name.size() <= 16, "bad keyword length");
-    for (char ch : c.name) check(ch > 0x20 && ch < 0x7f && !(ch >= 'a' && ch <= 'z'), "bad keyword");
+    for (char ch : c.name)
+      check(ch > 0x20 && ch < 0x7f && !(ch >= 'a' && ch <= 'z'), "bad keyword");
     check(c.rest.size() < max_line, "rest over the limit");
     check(c.rest.find('\0') == std::string::npos, "NUL in arguments");
     for (const auto& arg : c.args) {

@@ -17,10 +17,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Dovecot, Gatehouse, listener, make_message, user  # noqa: E402
+from harness import Dovecot, Gatehouse, listener, make_message  # noqa: E402
+from postfix import Postfix  # noqa: E402
+from slapd import ADMIN_PW, Slapd, person  # noqa: E402
 
-IMAP_PORT, IMAPS_PORT = 10143, 10993
+IMAP_PORT, IMAPS_PORT, LDAP_PORT = 10143, 10993, 10389
+POP3_PORT, POP3S_PORT = 10110, 10995
+SUBMISSION_PORT, SUBMISSIONS_PORT = 10587, 10465
 USERS = {"alice": ("alice-pass", "A"), "bob": ("bob-pass", "B")}
+# The directory decides where a mailbox lives: alice's mailHost is back-end A's address, bob's is
+# back-end B's name (both forms are accepted; anything not configured is refused).
+MAIL_HOSTS = {"alice": "127.0.0.11", "bob": "B"}
 
 
 def stop_leftovers(state):
@@ -67,7 +74,8 @@ def main():
     state = os.path.abspath(args.state)
     os.makedirs(state, exist_ok=True)
     stop_leftovers(state)
-    for sub in ("dovecot-A", "dovecot-B", "gatehouse"):
+    Postfix.stop_leftover(os.path.join(state, "postfix"))
+    for sub in ("dovecot-A", "dovecot-B", "gatehouse", "slapd", "postfix"):
         shutil.rmtree(os.path.join(state, sub), ignore_errors=True)
 
     started = []
@@ -88,11 +96,11 @@ def main():
             pass
 
     try:
-        backends = []
+        backends, dovecots = [], {}
         for name, ip in (("A", "127.0.0.11"), ("B", "127.0.0.12")):
             users = {login: pw for login, (pw, home) in USERS.items() if home == name}
             d = Dovecot(name, ip, users, markers=[f"on-{name}"], root=os.path.join(state, f"dovecot-{name}"),
-                        imap_port=143, pop3_port=110)
+                        imap_port=143, pop3_port=110, extra_conf=Postfix.dovecot_auth_conf())
             for login in users:
                 sample_mail(d, login, 3)
             started.append(d)
@@ -105,16 +113,39 @@ def main():
                 raise
             record_pids()
             backends.append(d.backend_config())
+            dovecots[name] = d
+        # Postfix takes every submission (XCLIENT from Gatehouse) and delivers into the Dovecot maildirs.
+        postfix = Postfix(ip="127.0.0.13", port=587, root=os.path.join(state, "postfix"),
+                          mailboxes={f"{login}@example.com": dovecots[home].maildir(login)
+                                     for login, (_, home) in USERS.items()},
+                          sasl_path=os.path.join(dovecots["A"].root, "run", "auth-postfix"))
+        started.append(postfix)
+        postfix.start()
+        backends.append(postfix.backend_config("smtp"))
+        slapd = Slapd([person(login, pw, MAIL_HOSTS[login]) for login, (pw, _) in USERS.items()],
+                      port=LDAP_PORT, root=os.path.join(state, "slapd"))
+        started.append(slapd)
+        slapd.start()
+        record_pids()
         config = {
             "workers": 0,
             "hostname": "mail.example.test",
             "log": {"level": "info"},
             "listeners": [listener("imap", tls="starttls", require_tls_for_auth=True, port=IMAP_PORT),
-                          listener("imaps", tls="implicit", port=IMAPS_PORT)],
+                          listener("imaps", tls="implicit", port=IMAPS_PORT),
+                          listener("pop3", tls="starttls", require_tls_for_auth=True, protocol="pop3",
+                                   port=POP3_PORT),
+                          listener("pop3s", tls="implicit", protocol="pop3", port=POP3S_PORT),
+                          listener("submission", tls="starttls", require_tls_for_auth=True,
+                                   protocol="submission", port=SUBMISSION_PORT),
+                          listener("submissions", tls="implicit", protocol="submission",
+                                   port=SUBMISSIONS_PORT)],
+            "submission": {"relay_backends": ["smtp"]},
             "backends": backends,
+            "directory": {"type": "ldap",
+                          "ldap": slapd.ldap_config()},
         }
-        g = Gatehouse(config, users=[user(login, pw, home) for login, (pw, home) in USERS.items()],
-                      root=os.path.join(state, "gatehouse"), binary=os.path.abspath(args.bin), workers=0)
+        g = Gatehouse(config, root=os.path.join(state, "gatehouse"), binary=os.path.abspath(args.bin), workers=0)
         started.append(g)
         g.start()
         record_pids()
@@ -127,8 +158,15 @@ Gatehouse demo is running (state in {state}; Ctrl-C stops everything).
 
   IMAP + STARTTLS : 127.0.0.1:{IMAP_PORT}  (login only after STARTTLS)
   IMAPS           : 127.0.0.1:{IMAPS_PORT}
+  POP3 + STLS     : 127.0.0.1:{POP3_PORT}  (login only after STLS)
+  POP3S           : 127.0.0.1:{POP3S_PORT}
+  SMTP submission : 127.0.0.1:{SUBMISSION_PORT} (STARTTLS) and :{SUBMISSIONS_PORT} (TLS), via Postfix on
+                    127.0.0.13:587 into the Dovecot maildirs (alice@example.com, bob@example.com)
   users           : alice / alice-pass  (home: back-end A, 127.0.0.11)
                     bob   / bob-pass    (home: back-end B, 127.0.0.12)
+  directory       : slapd on {slapd.uri} (base dc=example,dc=com); move a mailbox with
+                    ldapmodify -x -H {slapd.uri} -D cn=admin,dc=example,dc=com -w {ADMIN_PW}
+                    (change mailHost of uid=alice,ou=people,dc=example,dc=com to B)
   certificate     : {g.cert} (self-signed, mail.example.test)
 
 Try:
@@ -137,6 +175,10 @@ Try:
   openssl s_client -quiet -connect 127.0.0.1:{IMAPS_PORT} -servername mail.example.test
       then type:  a LOGIN alice alice-pass   /   b LIST "" "*"   /   c LOGOUT
   openssl s_client -quiet -starttls imap -connect 127.0.0.1:{IMAP_PORT}
+  curl -k --url 'pop3s://127.0.0.1:{POP3S_PORT}/1' -u alice:alice-pass   # alice's first message, by POP3
+  curl -k --ssl-reqd --url 'pop3://127.0.0.1:{POP3_PORT}/' -u bob:bob-pass
+  swaks --server 127.0.0.1:{SUBMISSION_PORT} --tls --auth PLAIN --auth-user alice --auth-password alice-pass
+        --from alice@example.com --to bob@example.com     # (one line) then read it as bob by IMAP or POP3
 
 Gatehouse log:
 """, flush=True)

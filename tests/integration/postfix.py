@@ -78,6 +78,18 @@ class Postfix:
         self.log_path = os.path.join(self.root, "maillog")
         self.port = None
         self.pgid = None  # the master's pid, which leads its process group
+        self.proc = None  # no child process of ours (the master detaches); for the demo's pid list
+
+    @staticmethod
+    def stop_leftover(root):
+        """Stops a Postfix that an earlier run (killed without clean-up) left running with its state in root."""
+        if not os.path.exists(os.path.join(root, "etc", "main.cf")):
+            return
+        leftover = Postfix(root=root)
+        leftover.pgid = leftover._master_pid()
+        if leftover.pgid is not None:
+            print(f"postfix: stopping leftover master {leftover.pgid} in {root}", flush=True)
+            leftover._reap()
 
     @staticmethod
     def dovecot_auth_conf(name="auth-postfix"):

@@ -57,10 +57,11 @@ _BASE_ENTRIES = [
 class Slapd:
     """slapd on 127.0.0.1:<free port> with the base entries plus `ldif_entries` (LDIF strings)."""
 
-    def __init__(self, ldif_entries=(), port=None, tls=False):
+    def __init__(self, ldif_entries=(), port=None, tls=False, root=None):
         """tls=True: a self-signed certificate for 127.0.0.1 (self.cert, its own CA), StartTLS on the
         ldap:// port and an ldaps:// listener on self.ldaps_port."""
-        self.root = tempfile.mkdtemp(prefix="gh-slapd-")
+        self.root = root or tempfile.mkdtemp(prefix="gh-slapd-")
+        os.makedirs(self.root, exist_ok=True)
         self.cert = self.key = None
         self.ldaps_port = None
         if tls:

@@ -51,7 +51,6 @@ TEST_CASE("login normalizer: strip_domain removes listed domains only", "[login]
   CHECK(n.normalize("alice@corp.example.com") == "alice");
   CHECK(n.normalize("alice@other.org") == "alice@other.org");
   CHECK(n.normalize("alice@example.com.evil") == "alice@example.com.evil");
-  CHECK(n.normalize("\"a@b\"@example.com") == "\"a@b\"");  // the last '@' starts the domain
   LoginNormalizer no_lowercase(options(false, false, {"example.com"}, ""));
   CHECK(no_lowercase.normalize("Alice@EXAMPLE.com") == "Alice");
 }
@@ -81,7 +80,7 @@ TEST_CASE("login normalizer: normalising twice changes nothing", "[login]") {
                              options(false, true, {"example.com"}, "example.org")}) {
     LoginNormalizer n(config);
     for (const char* login : {"alice", "Alice@Example.com", "EX\\al\\ice", "\\alice", "a@b\\c",
-                              "EXAMPLE\\Bob@Example.COM", "x@y@example.com", "j\xC3\x96rg"}) {
+                              "EXAMPLE\\Bob@Example.COM", "j\xC3\x96rg"}) {
       auto once = n.normalize(login);
       REQUIRE(once);
       CHECK(n.normalize(*once) == once);
@@ -97,7 +96,9 @@ TEST_CASE("login normalizer: refuses control bytes, empty and over-long names", 
   CHECK_FALSE(n.normalize("ali\nce"));
   CHECK_FALSE(n.normalize("alice\t"));
   CHECK_FALSE(n.normalize("alice\x7f"));
-  CHECK_FALSE(n.normalize("@example.com"));  // nothing left once the domain is stripped
+  CHECK_FALSE(n.normalize("@example.com"));     // nothing left once the domain is stripped
+  CHECK_FALSE(n.normalize("x@y@example.com"));  // which '@' starts the domain?
+  CHECK_FALSE(n.normalize("\"a@b\"@example.com"));
   std::string longest(LoginNormalizer::kMaxLoginBytes, 'a');
   CHECK(n.normalize(longest) == longest);
   CHECK_FALSE(n.normalize(longest + "a"));
