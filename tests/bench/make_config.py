@@ -8,6 +8,8 @@ ap.add_argument("--directory", choices=["static", "ldap"], default="static")
 ap.add_argument("--out", required=True)
 ap.add_argument("--users", type=int, default=1000)
 ap.add_argument("--no-pop3", action="store_true", help="leave out the POP3 listener")
+ap.add_argument("--cache", choices=["on", "off"], default="on",
+                help="off: every login is an LDAP search and a bind (the cold-cache case)")
 a = ap.parse_args()
 
 
@@ -44,8 +46,10 @@ if a.directory == "static":
 else:
     config["directory"] = {
         "type": "ldap",
+        # The rig's slapd allows anonymous search; its mailHost values are the back-ends' IPs.
         "ldap": {"uris": ["ldap://127.0.0.1:20389"], "base_dn": "dc=example,dc=test",
                  "filter": "(uid=%u)", "attributes": {"backend": "mailHost", "login": "uid"}},
     }
+config["directory"]["cache"] = {"enabled": a.cache == "on", "ttl_s": 3600}
 with open(os.path.join(a.out, "gatehouse.json"), "w") as f:
     json.dump(config, f, indent=2)

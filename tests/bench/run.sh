@@ -1,69 +1,97 @@
 #!/usr/bin/env bash
 # Measures Gatehouse side by side with the peers of ../shared/bench (Dovecot direct, nginx's mail
-# proxy, optionally Perdition) in ONE run, so the ratios are comparable on this noisy machine.
-#   tests/bench/run.sh [--directory static|ldap] [--targets "direct-a ours nginx"] [--keep]
-# Env knobs are the rig's (BENCH_DURATION, BENCH_MODES, BENCH_IDLE, ...), see its README.
-# Output: the rig's results/ tables in /tmp/bench/results and a side-by-side summary on stdout.
+# proxy, Perdition) in ONE run, so that the ratios are comparable on this noisy, shared machine.
+#   tests/bench/run.sh [TARGET...]      default: direct-a ours:static nginx
+# A TARGET is a rig target (direct-a, nginx, perdition) or a Gatehouse variant:
+#   ours:static            static users file ({SSHA}), the rig's 1000 users
+#   ours:ldap-cold         LDAP, cache off: every login is a search and a bind
+#   ours:ldap-warm         LDAP, cache on (TTL 1 h)
+#   ours:ldap-warm-stopped LDAP, cache on, slapd SIGSTOPped after a warm-up pass over all users
+# Env knobs are the rig's (BENCH_DURATION, BENCH_MODES, BENCH_IDLE, ...), see its README; with
+# KEEP=1 the rig's servers stay up afterwards. Results: /tmp/bench/results, summary on stdout.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-rig_src="$repo/../shared/bench"
 rig=/tmp/bench
-directory=static
-targets="direct-a ours nginx"
-keep=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --directory) directory="$2"; shift 2 ;;
-    --targets) targets="$2"; shift 2 ;;
-    --keep) keep=1; shift ;;
-    *) echo "usage: $0 [--directory static|ldap] [--targets LIST] [--keep]" >&2; exit 2 ;;
-  esac
-done
+state=/tmp/bench-ours
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(direct-a ours:static nginx)
 
-# The shared rig is read-only: work on a copy (results stay in the copy).
-if [ ! -d "$rig" ]; then cp -r "$rig_src" "$rig"; chmod -R u+w "$rig"; fi
+# The shared rig is read-only: work on a copy (its results stay in the copy).
+if [ ! -d "$rig" ]; then cp -r "$repo/../shared/bench" "$rig"; chmod -R u+w "$rig"; fi
 "$rig/setup.sh"
 "$rig/build.sh" >/dev/null
 "$rig/env-up.sh"
 
-cmake -S "$repo" -B "$repo/build-bench" -DCMAKE_BUILD_TYPE=Release -DGATEHOUSE_WERROR=OFF >/dev/null
+cmake -S "$repo" -B "$repo/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$repo/build-bench" -j2 --target gatehouse >/dev/null
-
-state=/tmp/bench-ours
 mkdir -p "$state"
-pop3_flag=()
-case "${BENCH_MODES:-pop3}" in *pop3*) ;; *) pop3_flag=(--no-pop3) ;; esac
-python3 "$here/make_config.py" --directory "$directory" --out "$state" --users "${BENCH_USERS:-1000}" \
-  "${pop3_flag[@]}"
-"$repo/build-bench/gatehouse" --check-config "$state/gatehouse.json"
 ulimit -n 20000 2>/dev/null || true
-"$repo/build-bench/gatehouse" --config "$state/gatehouse.json" 2>"$state/gatehouse.log" &
-gh_pid=$!
-echo "$gh_pid" > "$state/proxy.pid"
-cleanup() {
+
+gh_pid=
+slapd_stopped=0
+stop_gatehouse() {
+  if [ "$slapd_stopped" = 1 ]; then kill -CONT "$(cat /tmp/bench-ldap/slapd.pid)"; slapd_stopped=0; fi
+  [ -n "$gh_pid" ] || return 0
   kill -TERM "$gh_pid" 2>/dev/null || true
   wait "$gh_pid" 2>/dev/null || true
-  [ "$keep" = 1 ] || "$rig/env-down.sh" >/dev/null 2>&1 || true
+  gh_pid=
+}
+cleanup() {
+  stop_gatehouse
+  [ "${KEEP:-0}" = 1 ] || "$rig/env-down.sh" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-for _ in $(seq 100); do
-  grep -q '"listener":"imaps"' "$state/gatehouse.log" 2>/dev/null && break
-  kill -0 "$gh_pid" || { cat "$state/gatehouse.log"; exit 1; }
-  sleep 0.1
-done
 
-# Gatehouse logs one line per session; at benchmark rates that is the proxy's own cost too, so
-# it stays on, like nginx's access log.
-stamp_before=$(ls "$rig/results" | wc -l)
-for t in $targets; do
-  if [ "$t" = ours ]; then
-    pop3_arg=(--pop3 127.0.0.1:20410)
-    [ ${#pop3_flag[@]} -eq 0 ] || pop3_arg=()
-    BENCH_TAG="gatehouse-$directory" "$rig/run.sh" ours 127.0.0.1:20443 "${pop3_arg[@]}" \
-      --imaps 127.0.0.1:20493 --pidfile "$state/proxy.pid"
-  else
-    BENCH_TAG="gatehouse-$directory" "$rig/run.sh" "$t"
-  fi
+start_gatehouse() { # start_gatehouse make_config-args...
+  python3 "$here/make_config.py" --out "$state" --users "${BENCH_USERS:-1000}" "$@"
+  "$repo/build-bench/gatehouse" --check-config "$state/gatehouse.json" >/dev/null
+  "$repo/build-bench/gatehouse" --config "$state/gatehouse.json" 2>"$state/gatehouse.log" &
+  gh_pid=$!
+  echo "$gh_pid" > "$state/proxy.pid"
+  for _ in $(seq 100); do
+    grep -q '"listener":"imaps"' "$state/gatehouse.log" 2>/dev/null && return 0
+    kill -0 "$gh_pid" 2>/dev/null || { cat "$state/gatehouse.log"; exit 1; }
+    sleep 0.1
+  done
+  echo "gatehouse did not start" >&2; exit 1
+}
+
+# Logins with random users, five per user on average, so that nearly every later login (>99 %) is
+# a cache hit.
+warm_up() {
+  "$rig/mailload" -m login -c 16 -h 127.0.0.1 -p 20443 --users "${BENCH_USERS:-1000}" \
+    --max-cycles "$((5 * ${BENCH_USERS:-1000}))" -d 30 >/dev/null 2>&1 || true
+}
+
+pop3_args() {
+  case "${BENCH_MODES:-pop3}" in *pop3*) echo "--pop3 127.0.0.1:20410" ;; esac
+}
+
+labels=()
+for t in "${targets[@]}"; do
+  case "$t" in
+    ours:*)
+      variant=${t#ours:}
+      extra=()
+      case "${BENCH_MODES:-pop3}" in *pop3*) ;; *) extra+=(--no-pop3) ;; esac
+      case "$variant" in
+        static) start_gatehouse --directory static "${extra[@]}" ;;
+        ldap-cold) start_gatehouse --directory ldap --cache off "${extra[@]}" ;;
+        ldap-warm) start_gatehouse --directory ldap --cache on "${extra[@]}"; warm_up ;;
+        ldap-warm-stopped)
+          start_gatehouse --directory ldap --cache on "${extra[@]}"; warm_up
+          kill -STOP "$(cat /tmp/bench-ldap/slapd.pid)"; slapd_stopped=1 ;;
+        *) echo "unknown variant $variant" >&2; exit 2 ;;
+      esac
+      # shellcheck disable=SC2046
+      BENCH_TAG="gatehouse-$variant" "$rig/run.sh" ours 127.0.0.1:20443 $(pop3_args) \
+        --imaps 127.0.0.1:20493 --pidfile "$state/proxy.pid"
+      stop_gatehouse
+      labels+=(ours) ;;
+    *)
+      BENCH_TAG="gatehouse-run" "$rig/run.sh" "$t"
+      labels+=("$t") ;;
+  esac
 done
-python3 "$rig/tools/summarize.py" --targets "$(echo "$targets" | tr ' ' ',')" || true
+python3 "$rig/tools/summarize.py" --targets "$(printf '%s\n' "${labels[@]}" | sort -u | paste -sd,)" || true

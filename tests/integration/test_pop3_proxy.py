@@ -15,6 +15,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import unittest
 import uuid
@@ -184,6 +185,51 @@ def assert_no_password(testcase, text):
     for pw in PASSWORDS:
         for form in {pw, json.dumps(pw)[1:-1]}:
             testcase.assertNotIn(form, text, f"a password ({pw!r}) appears in Gatehouse's log")
+
+
+class FakePop3:
+    """A scripted POP3 back-end on 127.0.0.1:0 for one connection at a time: no XCLIENT, CAPA with USER only
+    (so Gatehouse falls back to USER/PASS), `answers` {command keyword: raw bytes}, and the connection closed
+    right after answering a keyword in `close_after` (a back-end that dies)."""
+
+    def __init__(self, answers, close_after=()):
+        self.answers = answers
+        self.close_after = set(close_after)
+        self.commands = []
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            conn, _ = self._sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.sendall(b"+OK fake ready\r\n")
+            f = conn.makefile("rb")
+            for raw in f:
+                line = raw.rstrip(b"\r\n").decode()
+                self.commands.append(line)
+                keyword = line.split(" ")[0].upper()
+                if keyword == "CAPA":
+                    conn.sendall(b"+OK\r\nUSER\r\nRESP-CODES\r\n.\r\n")
+                elif keyword in ("USER", "PASS"):
+                    conn.sendall(b"+OK\r\n")
+                else:
+                    conn.sendall(self.answers.get(keyword, b"-ERR unknown\r\n"))
+                if keyword in self.close_after:
+                    return
+
+    def backend_config(self, name):
+        return {"name": name, "address": "127.0.0.1", "ports": {"pop3": self.port}, "tls": "none"}
+
+    def stop(self):
+        self._sock.close()
+        self._thread.join(timeout=5)
 
 
 class Pop3TestCase(unittest.TestCase):
@@ -603,6 +649,18 @@ class Pop3BackendFailureTest(Pop3TestCase):
         d.kill()
         lines = c.read_until_eof()
         self.assertEqual(lines, [b"-ERR [SYS/TEMP] Connection to the mailbox server lost."])
+
+    def test_backend_lost_inside_a_multiline_answer_closes_without_injecting(self):
+        fake = FakePop3({"STAT": b"+OK 1 100\r\n", "RETR": b"+OK 100 octets\r\nSubject: cut\r\n"},
+                        close_after=["RETR"])
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
+        c = self.connect(g)
+        c.login("fay", "fay-pass")
+        self.assertEqual(fake.commands[-2:], ["USER fay", "PASS fay-pass"])  # no SASL PLAIN: USER/PASS
+        c.ok("STAT")
+        c.send(b"RETR 1\r\n")
+        self.assertEqual(c.read_until_eof(), [b"+OK 100 octets", b"Subject: cut"])  # nothing appended
 
     def test_sigterm_with_a_relayed_session(self):
         d = Dovecot("T", "127.0.0.49", {"finn": "finn-pass"})

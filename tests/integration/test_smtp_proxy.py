@@ -299,6 +299,13 @@ class SmtpProxyTest(unittest.TestCase):
         self.assertEqual(lines[0][:3], "500")
         self.assertTrue(lines[-1].startswith("421 4.7.0"), lines)
 
+    def test_command_timeout(self):
+        g = self.gatehouse([self.A.backend_config("A"), self.B.backend_config("B")],
+                           submission={"command_timeout_ms": 500})
+        c = self.raw("plain", g=g)
+        c.cmd("EHLO client.example")
+        self.assertEqual(c.rest_until_eof(), ["421 4.4.2 mail.example.test Error: timeout exceeded"])
+
     def test_alpn_is_strict(self):
         port = self.g.port("subs")
         with self.assertRaises((ssl.SSLError, ConnectionError)):
