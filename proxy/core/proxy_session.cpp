@@ -13,10 +13,14 @@ constexpr unsigned kLingerMs = 2000;
 
 const char* authStatusName(AuthStatus s) {
   switch (s) {
-    case AuthStatus::Ok: return "ok";
-    case AuthStatus::Denied: return "denied";
-    case AuthStatus::Disabled: return "disabled";
-    case AuthStatus::TempFail: return "tempfail";
+    case AuthStatus::Ok:
+      return "ok";
+    case AuthStatus::Denied:
+      return "denied";
+    case AuthStatus::Disabled:
+      return "disabled";
+    case AuthStatus::TempFail:
+      return "tempfail";
   }
   return "?";
 }
@@ -34,7 +38,9 @@ ProxySession::~ProxySession() {
   closeNow();
 }
 
-std::string ProxySession::sessionId() const { return formatSessionId(ctx_.id); }
+std::string ProxySession::sessionId() const {
+  return formatSessionId(ctx_.id);
+}
 
 void ProxySession::start() {
   if (ctx_.listener->tls == TlsMode::Implicit && ctx_.tls) {
@@ -82,6 +88,38 @@ bool ProxySession::countAuthFailure() {
   return false;
 }
 
+void ProxySession::startSasl(SaslServer::Mechanism mechanism,
+                             std::optional<std::string_view> initial) {
+  sasl_.emplace(mechanism);
+  onSaslStep(sasl_->start(initial));
+}
+
+void ProxySession::onSaslStep(SaslServer::Step step) {
+  if (step.outcome == SaslServer::Outcome::Challenge) {
+    reply(saslChallenge(step.challenge));
+    return;
+  }
+  sasl_.reset();
+  switch (step.outcome) {
+    case SaslServer::Outcome::Aborted:
+      onSaslAborted();
+      return;
+    case SaslServer::Outcome::Malformed:
+      onSaslMalformed();
+      return;
+    case SaslServer::Outcome::Refused:
+      // Well-formed but unacceptable (an authzid for someone else): a failed login like any other.
+      onLoginFailed(LoginFailure::Denied);
+      countAuthFailure();
+      return;
+    case SaslServer::Outcome::Done:
+      authenticate(std::move(step.user), std::move(step.password));
+      return;
+    case SaslServer::Outcome::Challenge:
+      return;
+  }
+}
+
 void ProxySession::authenticate(std::string login, Secret password) {
   user_ = login;
   phase_ = Phase::Authenticating;
@@ -109,8 +147,10 @@ void ProxySession::authenticate(std::string login, Secret password) {
 void ProxySession::onAuthResult(AuthResult result, Secret password) {
   pending_auth_.reset();
   if (result.status != AuthStatus::Ok) {
-    log::info("login refused", {{"session", sessionId()}, {"user", user_},
-                                {"status", authStatusName(result.status)}, {"reason", result.reason}});
+    log::info("login refused", {{"session", sessionId()},
+                                {"user", user_},
+                                {"status", authStatusName(result.status)},
+                                {"reason", result.reason}});
     loginFailed(result.status == AuthStatus::Denied     ? LoginFailure::Denied
                 : result.status == AuthStatus::Disabled ? LoginFailure::Disabled
                                                         : LoginFailure::DirectoryTempFail);
@@ -119,7 +159,8 @@ void ProxySession::onAuthResult(AuthResult result, Secret password) {
   const Backend* backend = ctx_.backends->find(backendFor(result.route.backend));
   if (backend == nullptr || backend->port(protocol_) == 0) {
     // The directory named a host the configuration does not: never connect to it.
-    log::error("route to unconfigured back-end", {{"session", sessionId()}, {"user", user_},
+    log::error("route to unconfigured back-end", {{"session", sessionId()},
+                                                  {"user", user_},
                                                   {"backend", result.route.backend},
                                                   {"protocol", protocolName(protocol_)}});
     loginFailed(LoginFailure::BackendUnavailable);
@@ -144,8 +185,10 @@ void ProxySession::onBackendLogin(BackendLoginResult result) {
     startRelay(std::move(result));
     return;
   }
-  log::warn("back-end login failed", {{"session", sessionId()}, {"user", user_},
-                                      {"backend", backend_name_}, {"reason", result.reason}});
+  log::warn("back-end login failed", {{"session", sessionId()},
+                                      {"user", user_},
+                                      {"backend", backend_name_},
+                                      {"reason", result.reason}});
   backend_name_.clear();
   loginFailed(result.failure == BackendFailure::AuthFailed ? LoginFailure::Denied
               : result.failure == BackendFailure::InUse    ? LoginFailure::BackendInUse
@@ -215,8 +258,9 @@ void ProxySession::onRelayEnded(RelaySide side, bool error, std::string_view rea
     finish(std::string_view(), backendSaidGoodbye() ? "logout" : "client_closed");
     return;
   }
-  log::warn("back-end connection lost", {{"session", sessionId()}, {"backend", backend_name_},
-                                         {"reason", std::string(reason)}});
+  log::warn(
+      "back-end connection lost",
+      {{"session", sessionId()}, {"backend", backend_name_}, {"reason", std::string(reason)}});
   finish(Goodbye::BackendLost, error ? "backend_error" : "backend_closed");
 }
 

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "backends/backend_login.h"
 #include "directory/directory.h"
+#include "proxy/core/sasl_server.h"
 #include "proxy/core/session.h"
 #include "proxy/core/timer.h"
 #include "proxy/net/stream.h"
@@ -24,7 +26,14 @@ enum class LoginFailure {
   BackendInUse,        // POP3: the mailbox is locked by another session
 };
 
-enum class Goodbye { PreauthTimeout, IdleTimeout, Shutdown, BackendLost, TooManyErrors, TooManyAuthFailures };
+enum class Goodbye {
+  PreauthTimeout,
+  IdleTimeout,
+  Shutdown,
+  BackendLost,
+  TooManyErrors,
+  TooManyAuthFailures
+};
 
 class ProxySession : public Session, protected StreamHandler, protected RelayObserver {
  public:
@@ -48,6 +57,10 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   virtual std::unique_ptr<BackendLogin> makeBackendLogin(const Backend& backend,
                                                          BackendLoginRequest request,
                                                          BackendLogin::Callback done) = 0;
+  // SASL answers: a challenge line ("+ ..." / "334 ..."), the client's "*", an undecodable line.
+  virtual std::string saslChallenge(std::string_view challenge) const = 0;
+  virtual void onSaslAborted() = 0;
+  virtual void onSaslMalformed() = 0;
   // The line to send before closing for `reason` (empty for none), with CRLF.
   virtual std::string goodbye(Goodbye reason) const = 0;
   // Back-end bytes on their way to the client (framing, e.g. to see where lines start).
@@ -77,6 +90,12 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   bool authAllowed() const { return !ctx_.listener->require_tls_for_auth || tlsActive(); }
   // Directory, back-end and relay; ends in onLoginFailed() or onLoggedIn().
   void authenticate(std::string login, Secret password);
+  // A SASL exchange (IMAP AUTHENTICATE, POP3 AUTH, SMTP AUTH); while saslActive() the protocol
+  // passes each client line to continueSasl(). It ends in authenticate() or one of the hooks.
+  void startSasl(SaslServer::Mechanism mechanism, std::optional<std::string_view> initial);
+  void continueSasl(std::string_view line) { onSaslStep(sasl_->respond(line)); }
+  bool saslActive() const { return sasl_.has_value(); }
+  void cancelSasl() { sasl_.reset(); }
   // Counts a failed login; ends the session when the limit is reached. Returns false then.
   bool countAuthFailure();
   // Counts a bad command; ends the session when the limit is reached. Returns false then.
@@ -91,7 +110,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
 
   SessionContext ctx_;
   const Protocol protocol_;
-  std::string user_;          // as typed, then canonical after the directory answered
+  std::string user_;  // as typed, then canonical after the directory answered
   std::string backend_name_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 
@@ -103,6 +122,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   bool mayForward(RelaySide from, std::string_view data) final;
   void onRelayEnded(RelaySide side, bool error, std::string_view reason) final;
 
+  void onSaslStep(SaslServer::Step step);
   void onAuthResult(AuthResult result, Secret password);
   void onBackendLogin(BackendLoginResult result);
   void loginFailed(LoginFailure failure);
@@ -115,6 +135,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   std::string out_;
   Timer timer_;
   Phase phase_ = Phase::PreAuth;
+  std::optional<SaslServer> sasl_;  // set while a SASL exchange is in progress
   std::unique_ptr<PendingAuth> pending_auth_;
   std::unique_ptr<BackendLogin> login_;
   std::unique_ptr<Relay> relay_;

@@ -47,19 +47,26 @@ void ImapSession::onStart() {
 
 std::string ImapSession::capabilities() const {
   std::string caps = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE";
-  if (ctx_.listener->tls == TlsMode::StartTls && tlsAvailable() && !tlsActive()) caps += " STARTTLS";
+  if (ctx_.listener->tls == TlsMode::StartTls && tlsAvailable() && !tlsActive())
+    caps += " STARTTLS";
   caps += authAllowed() ? " AUTH=PLAIN AUTH=LOGIN" : " LOGINDISABLED";
   return caps;
 }
 
 std::string ImapSession::goodbye(Goodbye reason) const {
   switch (reason) {
-    case Goodbye::PreauthTimeout: return "* BYE Disconnected for inactivity.\r\n";
-    case Goodbye::IdleTimeout: return "* BYE Autologout; idle for too long.\r\n";
-    case Goodbye::Shutdown: return "* BYE [UNAVAILABLE] Server shutting down.\r\n";
-    case Goodbye::BackendLost: return "* BYE [UNAVAILABLE] Connection to the mailbox server lost.\r\n";
-    case Goodbye::TooManyErrors: return "* BYE Too many invalid commands.\r\n";
-    case Goodbye::TooManyAuthFailures: return "* BYE Too many authentication failures.\r\n";
+    case Goodbye::PreauthTimeout:
+      return "* BYE Disconnected for inactivity.\r\n";
+    case Goodbye::IdleTimeout:
+      return "* BYE Autologout; idle for too long.\r\n";
+    case Goodbye::Shutdown:
+      return "* BYE [UNAVAILABLE] Server shutting down.\r\n";
+    case Goodbye::BackendLost:
+      return "* BYE [UNAVAILABLE] Connection to the mailbox server lost.\r\n";
+    case Goodbye::TooManyErrors:
+      return "* BYE Too many invalid commands.\r\n";
+    case Goodbye::TooManyAuthFailures:
+      return "* BYE Too many authentication failures.\r\n";
   }
   return {};
 }
@@ -72,7 +79,7 @@ void ImapSession::onClientData(std::string_view data) {
 void ImapSession::processInput() {
   auto alive = alive_;
   while (*alive && phase() == Phase::PreAuth) {
-    imap::Result r = sasl_ ? parser_->nextLine() : parser_->next();
+    imap::Result r = saslActive() ? parser_->nextLine() : parser_->next();
     if (r.kind == imap::ResultKind::NeedMore) break;
     if (r.kind == imap::ResultKind::Continue) {
       reply("+ OK\r\n");
@@ -83,13 +90,13 @@ void ImapSession::processInput() {
         finish("* BYE " + r.error.message + "\r\n", "protocol_error");
         return;
       }
-      std::string tag = sasl_ ? auth_tag_ : r.error.tag;
-      sasl_.reset();
+      std::string tag = saslActive() ? auth_tag_ : r.error.tag;
+      cancelSasl();
       badCommand(tag, r.error.message);
       continue;
     }
-    if (sasl_) {
-      onSaslStep(sasl_->respond(r.command.name));
+    if (saslActive()) {
+      continueSasl(r.command.name);
     } else {
       dispatch(r.command);
     }
@@ -154,7 +161,8 @@ void ImapSession::cmdStartTls(const imap::Command& c) {
 
 bool ImapSession::refuseUnlessAuthAllowed(const std::string& tag) {
   if (authAllowed()) return false;
-  reply(tag + " NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections.\r\n");
+  reply(tag +
+        " NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections.\r\n");
   return true;
 }
 
@@ -181,35 +189,21 @@ void ImapSession::cmdAuthenticate(const imap::Command& c) {
     return;
   }
   auth_tag_ = c.tag;
-  sasl_.emplace(*mechanism);
   std::optional<std::string_view> initial;
   if (c.args.size() == 2) initial = c.args[1].value;  // SASL-IR, RFC 4959
-  onSaslStep(sasl_->start(initial));
+  startSasl(*mechanism, initial);
 }
 
-void ImapSession::onSaslStep(SaslServer::Step step) {
-  switch (step.outcome) {
-    case SaslServer::Outcome::Challenge:
-      reply("+ " + step.challenge + "\r\n");
-      return;
-    case SaslServer::Outcome::Aborted:
-      sasl_.reset();
-      reply(auth_tag_ + " BAD Authentication aborted by client.\r\n");
-      return;
-    case SaslServer::Outcome::Malformed:
-      sasl_.reset();
-      badCommand(auth_tag_, "Invalid SASL response.");
-      return;
-    case SaslServer::Outcome::Refused:
-      sasl_.reset();
-      reply(auth_tag_ + " NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
-      countAuthFailure();
-      return;
-    case SaslServer::Outcome::Done:
-      sasl_.reset();
-      authenticate(std::move(step.user), std::move(step.password));
-      return;
-  }
+std::string ImapSession::saslChallenge(std::string_view challenge) const {
+  return "+ " + std::string(challenge) + "\r\n";
+}
+
+void ImapSession::onSaslAborted() {
+  reply(auth_tag_ + " BAD Authentication aborted by client.\r\n");
+}
+
+void ImapSession::onSaslMalformed() {
+  badCommand(auth_tag_, "Invalid SASL response.");
 }
 
 void ImapSession::onLoginFailed(LoginFailure failure) {
@@ -221,8 +215,9 @@ void ImapSession::onLoginFailed(LoginFailure failure) {
       reply(auth_tag_ + " NO [AUTHORIZATIONFAILED] IMAP access is disabled for this account.\r\n");
       return;
     case LoginFailure::DirectoryTempFail:
-      reply(auth_tag_ +
-            " NO [UNAVAILABLE] Authentication service temporarily unavailable, try again later.\r\n");
+      reply(
+          auth_tag_ +
+          " NO [UNAVAILABLE] Authentication service temporarily unavailable, try again later.\r\n");
       return;
     case LoginFailure::BackendUnavailable:
     case LoginFailure::BackendInUse:

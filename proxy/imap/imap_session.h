@@ -23,7 +23,8 @@ class ImapSession final : public ProxySession {
   void onResume() override { processInput(); }
   void onLoginFailed(LoginFailure failure) override;
   std::string onLoggedIn(const BackendLoginResult& result) override;
-  std::unique_ptr<BackendLogin> makeBackendLogin(const Backend& backend, BackendLoginRequest request,
+  std::unique_ptr<BackendLogin> makeBackendLogin(const Backend& backend,
+                                                 BackendLoginRequest request,
                                                  BackendLogin::Callback done) override;
   std::string goodbye(Goodbye reason) const override;
   void onBackendBytes(std::string_view data) override { scanner_.feed(data); }
@@ -38,12 +39,13 @@ class ImapSession final : public ProxySession {
   void cmdId(const imap::Command& c);
   void cmdLogin(const imap::Command& c);
   void cmdAuthenticate(const imap::Command& c);
-  void onSaslStep(SaslServer::Step step);
+  std::string saslChallenge(std::string_view challenge) const override;
+  void onSaslAborted() override;
+  void onSaslMalformed() override;
   bool refuseUnlessAuthAllowed(const std::string& tag);
   std::string capabilities() const;
 
   std::unique_ptr<imap::CommandParser> parser_;  // released once the relay starts
-  std::optional<SaslServer> sasl_;               // set while AUTHENTICATE is in progress
   imap::ResponseScanner scanner_;
   std::string auth_tag_;
 };

@@ -55,15 +55,15 @@ void Pop3Session::processInput() {
   // Commands are answered one by one, in order; a login stops the loop until it is decided
   // (phase Authenticating), so what the client pipelined behind it waits in the parser.
   while (*alive && phase() == Phase::PreAuth) {
-    pop3::Result r = sasl_ ? parser_->nextLine() : parser_->next();
+    pop3::Result r = saslActive() ? parser_->nextLine() : parser_->next();
     if (r.kind == pop3::ResultKind::NeedMore) break;
     if (r.kind == pop3::ResultKind::Error) {
-      sasl_.reset();
+      cancelSasl();
       badCommand(r.error);
       continue;
     }
-    if (sasl_) {
-      onSaslStep(sasl_->respond(r.line));
+    if (saslActive()) {
+      continueSasl(r.line);
     } else {
       dispatch(r.command);
     }
@@ -172,35 +172,21 @@ void Pop3Session::cmdAuth(const pop3::Command& c) {
     reply("-ERR Unsupported authentication mechanism.\r\n");
     return;
   }
-  sasl_.emplace(*mechanism);
   std::optional<std::string_view> initial;
   if (c.args.size() == 2) initial = c.args[1];  // "=" is an empty initial response
-  onSaslStep(sasl_->start(initial));
+  startSasl(*mechanism, initial);
 }
 
-void Pop3Session::onSaslStep(SaslServer::Step step) {
-  switch (step.outcome) {
-    case SaslServer::Outcome::Challenge:
-      reply("+ " + step.challenge + "\r\n");
-      return;
-    case SaslServer::Outcome::Aborted:
-      sasl_.reset();
-      reply("-ERR Authentication aborted by client.\r\n");
-      return;
-    case SaslServer::Outcome::Malformed:
-      sasl_.reset();
-      badCommand("Invalid SASL response.");
-      return;
-    case SaslServer::Outcome::Refused:
-      sasl_.reset();
-      reply(kAuthFailed);
-      countAuthFailure();
-      return;
-    case SaslServer::Outcome::Done:
-      sasl_.reset();
-      authenticate(std::move(step.user), std::move(step.password));
-      return;
-  }
+std::string Pop3Session::saslChallenge(std::string_view challenge) const {
+  return "+ " + std::string(challenge) + "\r\n";
+}
+
+void Pop3Session::onSaslAborted() {
+  reply("-ERR Authentication aborted by client.\r\n");
+}
+
+void Pop3Session::onSaslMalformed() {
+  badCommand("Invalid SASL response.");
 }
 
 void Pop3Session::onLoginFailed(LoginFailure failure) {

@@ -43,12 +43,13 @@ class Pop3Session final : public ProxySession {
   void cmdUser(const pop3::Command& c);
   void cmdPass(const pop3::Command& c, std::string login);
   void cmdAuth(const pop3::Command& c);
-  void onSaslStep(SaslServer::Step step);
+  std::string saslChallenge(std::string_view challenge) const override;
+  void onSaslAborted() override;
+  void onSaslMalformed() override;
   bool refuseUnlessAuthAllowed();
   bool stlsOffered() const;
 
   std::unique_ptr<pop3::CommandParser> parser_;  // released once the relay starts
-  std::optional<SaslServer> sasl_;               // set while AUTH is in progress
   std::optional<std::string> user_name_;         // USER given, PASS expected next
   pop3::RelayTracker tracker_;
 };

@@ -76,11 +76,11 @@ void SmtpSession::onClientData(std::string_view data) {
 void SmtpSession::processInput() {
   auto alive = alive_;
   while (*alive && phase() == Phase::PreAuth) {
-    smtp::Result r = sasl_ ? parser_->nextLine() : parser_->next();
+    smtp::Result r = saslActive() ? parser_->nextLine() : parser_->next();
     if (r.kind == smtp::ResultKind::NeedMore) break;
     if (r.kind == smtp::ResultKind::Error) {
-      bool in_auth = sasl_.has_value();
-      sasl_.reset();
+      bool in_auth = saslActive();
+      cancelSasl();
       if (r.error == smtp::ErrorKind::LineTooLong) {
         refuse(in_auth ? "500 5.5.6 Authentication Exchange line is too long\r\n"
                        : "500 5.5.2 Error: line too long\r\n");
@@ -91,8 +91,8 @@ void SmtpSession::processInput() {
       }
       continue;
     }
-    if (sasl_) {
-      onSaslStep(sasl_->respond(r.command.args));
+    if (saslActive()) {
+      continueSasl(r.command.args);
     } else {
       dispatch(r.command);
     }
@@ -205,33 +205,19 @@ void SmtpSession::cmdAuth(const smtp::Command& c) {
     refuse("504 5.5.4 Unrecognized authentication type\r\n");
     return;
   }
-  sasl_.emplace(*mechanism);
-  onSaslStep(sasl_->start(initial));
+  startSasl(*mechanism, initial);
 }
 
-void SmtpSession::onSaslStep(SaslServer::Step step) {
-  switch (step.outcome) {
-    case SaslServer::Outcome::Challenge:
-      reply("334 " + step.challenge + "\r\n");
-      return;
-    case SaslServer::Outcome::Aborted:
-      sasl_.reset();
-      reply("501 5.7.0 Authentication aborted\r\n");
-      return;
-    case SaslServer::Outcome::Malformed:
-      sasl_.reset();
-      refuse("501 5.5.2 Cannot decode response\r\n");
-      return;
-    case SaslServer::Outcome::Refused:
-      sasl_.reset();
-      reply("535 5.7.8 Authentication credentials invalid\r\n");
-      countAuthFailure();
-      return;
-    case SaslServer::Outcome::Done:
-      sasl_.reset();
-      authenticate(std::move(step.user), std::move(step.password));
-      return;
-  }
+std::string SmtpSession::saslChallenge(std::string_view challenge) const {
+  return "334 " + std::string(challenge) + "\r\n";
+}
+
+void SmtpSession::onSaslAborted() {
+  reply("501 5.7.0 Authentication aborted\r\n");
+}
+
+void SmtpSession::onSaslMalformed() {
+  refuse("501 5.5.2 Cannot decode response\r\n");
 }
 
 void SmtpSession::onLoginFailed(LoginFailure failure) {

@@ -41,12 +41,13 @@ class SmtpSession final : public ProxySession {
   void cmdEhlo(const smtp::Command& command, bool extended);
   void cmdStartTls(const smtp::Command& command);
   void cmdAuth(const smtp::Command& command);
-  void onSaslStep(SaslServer::Step step);
+  std::string saslChallenge(std::string_view challenge) const override;
+  void onSaslAborted() override;
+  void onSaslMalformed() override;
   bool startTlsOffered() const;
 
   const std::string& hostname_;
   std::unique_ptr<smtp::CommandParser> parser_;  // released once the relay starts
-  std::optional<SaslServer> sasl_;               // set while an AUTH exchange is in progress
   smtp::RelayGuard guard_;
   std::string helo_;  // the client's EHLO/HELO name; empty until it said one (again after TLS)
 };
