@@ -28,8 +28,8 @@ BackendLogin::~BackendLogin() {
 }
 
 void BackendLogin::start() {
-  connector_ = std::make_unique<TcpConnector>(
-      loop_, [this](std::unique_ptr<TcpStream> s, std::string e) {
+  connector_ =
+      std::make_unique<TcpConnector>(loop_, [this](std::unique_ptr<TcpStream> s, std::string e) {
         onTcpConnected(std::move(s), std::move(e));
       });
   // A port of 0 fails in connect() and is reported from the loop like any refused connection.
@@ -53,8 +53,9 @@ void BackendLogin::onTcpConnected(std::unique_ptr<TcpStream> stream, std::string
 }
 
 void BackendLogin::armStepTimer() {
-  step_timer_.start(timeouts_.greeting_ms,
-                    [this] { fail(BackendFailure::Unavailable, "back-end timed out during login"); });
+  step_timer_.start(timeouts_.greeting_ms, [this] {
+    fail(BackendFailure::Unavailable, "back-end timed out during login");
+  });
 }
 
 void BackendLogin::upgradeToTls() {
@@ -69,6 +70,15 @@ void BackendLogin::send(std::string command) {
   armStepTimer();
   stream_->write(command);
   OPENSSL_cleanse(command.data(), command.size());
+}
+
+std::string BackendLogin::saslPlainMessage() const {
+  std::string plain;
+  plain.push_back('\0');
+  plain.append(request_.user);
+  plain.push_back('\0');
+  plain.append(request_.password.reveal());
+  return plain;
 }
 
 void BackendLogin::onRead(std::string_view data) {
@@ -107,7 +117,9 @@ void BackendLogin::succeed(std::string capabilities) {
   succeeded_ = true;
 }
 
-void BackendLogin::onEnd() { fail(BackendFailure::Unavailable, "back-end closed the connection"); }
+void BackendLogin::onEnd() {
+  fail(BackendFailure::Unavailable, "back-end closed the connection");
+}
 
 void BackendLogin::onError(std::string_view reason) {
   fail(BackendFailure::Unavailable, "back-end stream: " + std::string(reason));

@@ -18,11 +18,11 @@
 namespace gatehouse {
 
 struct BackendLoginRequest {
-  std::string user;       // canonical login from the directory
+  std::string user;  // canonical login from the directory
   Secret password;
   std::string client_ip;  // the real client, forwarded in ID / XCLIENT
   std::string client_port;
-  std::string local_ip;   // where the client connected to (our listener)
+  std::string local_ip;  // where the client connected to (our listener)
   std::string local_port;
   std::string session_id;
   std::string client_helo;  // SMTP: what the client said in EHLO/HELO
@@ -40,7 +40,7 @@ struct BackendLoginResult {
   std::string reason;        // for logs
   std::string capabilities;  // IMAP: post-login CAPABILITY list; others: what the protocol needs
   std::unique_ptr<Stream> stream;  // on success: logged in, ready to relay
-  std::string leftover;      // bytes the back-end sent after the login response
+  std::string leftover;            // bytes the back-end sent after the login response
 };
 
 class BackendLogin : private StreamHandler {
@@ -64,7 +64,9 @@ class BackendLogin : private StreamHandler {
   virtual void onLine(std::string_view line) = 0;
 
   void send(std::string command);  // wipes its copy afterwards; re-arms the step timer
-  void upgradeToTls();             // after the back-end agreed to STARTTLS/STLS
+  // The SASL PLAIN message (RFC 4616) for the user: NUL user NUL password. Wipe it after use.
+  std::string saslPlainMessage() const;
+  void upgradeToTls();  // after the back-end agreed to STARTTLS/STLS
   bool tlsActive() const { return tls_active_; }
   bool wantsStartTls() const { return backend_.config.tls == TlsMode::StartTls && !tls_active_; }
   void fail(BackendFailure failure, std::string reason);

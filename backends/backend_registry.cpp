@@ -1,6 +1,6 @@
-#include <openssl/ssl.h>
-
 #include "backends/backend_registry.h"
+
+#include <openssl/ssl.h>
 
 #include "tls/tls_context.h"
 

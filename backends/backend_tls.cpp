@@ -1,6 +1,6 @@
-#include <openssl/ssl.h>
-
 #include "backends/backend_tls.h"
+
+#include <openssl/ssl.h>
 
 #include "tls/tls_context.h"
 #include "tls/tls_stream.h"

@@ -40,12 +40,20 @@ void ImapBackendLogin::onLine(std::string_view line) {
     return;
   }
   switch (state_) {
-    case State::Greeting: onGreeting(*response); break;
-    case State::StartTls: onStartTlsAnswer(*response); break;
+    case State::Greeting:
+      onGreeting(*response);
+      break;
+    case State::StartTls:
+      onStartTlsAnswer(*response);
+      break;
     case State::Capability:
-    case State::PostCapability: onCapabilityLine(*response); break;
+    case State::PostCapability:
+      onCapabilityLine(*response);
+      break;
     case State::Login:
-    case State::LoginContinue: onLoginAnswer(*response); break;
+    case State::LoginContinue:
+      onLoginAnswer(*response);
+      break;
   }
 }
 
@@ -115,7 +123,7 @@ void ImapBackendLogin::sendLogin() {
   std::string batch = imap::hasCapability(caps, "ID") ? idCommand(request_) : std::string();
   std::string_view user = request_.user;
   std::string_view pass = request_.password.reveal();
-  std::string plain = plainResponse();
+  std::string plain = saslPlainMessage();
   bool literal_plus = imap::hasCapability(caps, "LITERAL+");
   state_ = State::Login;
   if (imap::hasCapability(caps, "AUTH=PLAIN") && imap::hasCapability(caps, "SASL-IR")) {
@@ -137,7 +145,7 @@ void ImapBackendLogin::sendLogin() {
 
 void ImapBackendLogin::onLoginAnswer(const imap::Response& r) {
   if (r.kind == imap::ResponseKind::Continuation && state_ == State::LoginContinue) {
-    std::string plain = plainResponse();
+    std::string plain = saslPlainMessage();
     std::string line = base64Encode(plain) + "\r\n";
     OPENSSL_cleanse(plain.data(), plain.size());
     state_ = State::Login;
@@ -161,15 +169,6 @@ void ImapBackendLogin::onLoginAnswer(const imap::Response& r) {
   } else {
     fail(BackendFailure::Unavailable, "back-end login failed: " + r.code);
   }
-}
-
-std::string ImapBackendLogin::plainResponse() const {
-  std::string plain;
-  plain.push_back('\0');
-  plain.append(request_.user);
-  plain.push_back('\0');
-  plain.append(request_.password.reveal());
-  return plain;
 }
 
 }  // namespace gatehouse

@@ -12,7 +12,8 @@ class ImapBackendLogin final : public BackendLogin {
  public:
   ImapBackendLogin(uv_loop_t* loop, const Backend& backend, BackendLoginRequest request,
                    const Timeouts& timeouts, Callback done)
-      : BackendLogin(loop, backend, Protocol::Imap, std::move(request), timeouts, std::move(done)) {}
+      : BackendLogin(loop, backend, Protocol::Imap, std::move(request), timeouts, std::move(done)) {
+  }
 
  private:
   enum class State { Greeting, StartTls, Capability, Login, LoginContinue, PostCapability };
@@ -25,7 +26,6 @@ class ImapBackendLogin final : public BackendLogin {
   void onLoginAnswer(const imap::Response& r);
   void sendLogin();
   void noteCapabilities(const std::string& list);
-  std::string plainResponse() const;
 
   State state_ = State::Greeting;
   std::string capabilities_;

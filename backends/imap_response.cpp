@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "proxy/core/ascii.h"
+
 namespace gatehouse::imap {
 namespace {
 
@@ -10,20 +12,12 @@ constexpr size_t kHeadBytes = 8;
 constexpr size_t kTailBytes = 24;  // "{" + 20 digits + "+}\r"
 constexpr uint64_t kMaxLiteralDigits = 19;
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::toupper(static_cast<unsigned char>(x)) ==
-                  std::toupper(static_cast<unsigned char>(y));
-         });
-}
-
 ResponseStatus statusOf(std::string_view word) {
-  if (iequals(word, "OK")) return ResponseStatus::Ok;
-  if (iequals(word, "NO")) return ResponseStatus::No;
-  if (iequals(word, "BAD")) return ResponseStatus::Bad;
-  if (iequals(word, "BYE")) return ResponseStatus::Bye;
-  if (iequals(word, "PREAUTH")) return ResponseStatus::Preauth;
+  if (asciiEqualsIgnoreCase(word, "OK")) return ResponseStatus::Ok;
+  if (asciiEqualsIgnoreCase(word, "NO")) return ResponseStatus::No;
+  if (asciiEqualsIgnoreCase(word, "BAD")) return ResponseStatus::Bad;
+  if (asciiEqualsIgnoreCase(word, "BYE")) return ResponseStatus::Bye;
+  if (asciiEqualsIgnoreCase(word, "PREAUTH")) return ResponseStatus::Preauth;
   return ResponseStatus::None;
 }
 
@@ -78,7 +72,7 @@ std::vector<std::string> splitCapabilities(std::string_view list) {
   while (!rest.empty()) {
     std::string_view word = nextWord(rest);
     if (word.empty()) continue;
-    if (first && iequals(word, "CAPABILITY")) {
+    if (first && asciiEqualsIgnoreCase(word, "CAPABILITY")) {
       first = false;
       continue;
     }
@@ -89,7 +83,8 @@ std::vector<std::string> splitCapabilities(std::string_view list) {
 }
 
 bool hasCapability(const std::vector<std::string>& caps, std::string_view name) {
-  return std::any_of(caps.begin(), caps.end(), [&](const std::string& c) { return iequals(c, name); });
+  return std::any_of(caps.begin(), caps.end(),
+                     [&](const std::string& c) { return asciiEqualsIgnoreCase(c, name); });
 }
 
 std::optional<uint64_t> trailingLiteralSize(std::string_view line) {
@@ -98,7 +93,8 @@ std::optional<uint64_t> trailingLiteralSize(std::string_view line) {
   line.remove_suffix(1);
   if (!line.empty() && line.back() == '+') line.remove_suffix(1);
   size_t digits = 0;
-  while (digits < line.size() && std::isdigit(static_cast<unsigned char>(line[line.size() - 1 - digits]))) {
+  while (digits < line.size() &&
+         std::isdigit(static_cast<unsigned char>(line[line.size() - 1 - digits]))) {
     ++digits;
   }
   if (digits == 0 || digits > kMaxLiteralDigits || digits == line.size() ||
@@ -135,13 +131,14 @@ void ResponseScanner::feed(std::string_view data) {
 }
 
 void ResponseScanner::endOfLine() {
-  if (head_.size() >= 6 && iequals(std::string_view(head_).substr(0, 6), "* BYE ")) saw_bye_ = true;
+  if (head_.size() >= 6 && asciiEqualsIgnoreCase(std::string_view(head_).substr(0, 6), "* BYE "))
+    saw_bye_ = true;
   auto literal = trailingLiteralSize(tail_);
   head_.clear();
   tail_.clear();
   if (literal) {
     literal_left_ = *literal;
-    line_len_ = 1;  // the line goes on after the literal
+    line_len_ = 1;         // the line goes on after the literal
     head_.assign(1, '~');  // ... and what follows it is not the start of a line
   } else {
     line_len_ = 0;

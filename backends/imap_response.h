@@ -15,10 +15,10 @@ enum class ResponseStatus { None, Ok, No, Bad, Bye, Preauth };
 
 struct Response {
   ResponseKind kind = ResponseKind::Untagged;
-  std::string tag;                                  // Tagged only
-  ResponseStatus status = ResponseStatus::None;     // None for data responses ("* 3 EXISTS")
-  std::string code;                                 // inside [...], e.g. "CAPABILITY IMAP4rev1 IDLE"
-  std::string text;                                 // human-readable rest, or the data
+  std::string tag;                               // Tagged only
+  ResponseStatus status = ResponseStatus::None;  // None for data responses ("* 3 EXISTS")
+  std::string code;                              // inside [...], e.g. "CAPABILITY IMAP4rev1 IDLE"
+  std::string text;                              // human-readable rest, or the data
 };
 
 // `line` without the trailing CRLF. nullopt if it is not a well-formed response.

@@ -5,6 +5,7 @@
 
 #include <openssl/mem.h>
 
+#include "proxy/core/ascii.h"
 #include "proxy/core/base64.h"
 
 namespace gatehouse {
@@ -21,14 +22,6 @@ constexpr unsigned kProxyTtl = 4;
 
 bool startsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
-}
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
-  }
-  return out;
 }
 
 // An XCLIENT value must be one token: no space, no control character, nothing 8-bit.
@@ -64,7 +57,7 @@ std::string responseCode(std::string_view line) {
   line.remove_prefix(6);
   const size_t close = line.find(']');
   if (close == std::string_view::npos) return {};
-  return upper(line.substr(0, close));
+  return asciiUpper(line.substr(0, close));
 }
 
 // CR, LF or NUL would end or corrupt a USER/PASS line (and smuggle a second command).
@@ -154,7 +147,7 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
     fail(BackendFailure::Unavailable, "back-end CAPA answer too long");
     return;
   }
-  const std::string cap = upper(line);
+  const std::string cap = asciiUpper(line);
   if (cap == "USER") user_ = true;
   if (cap == "AUTH-RESP-CODE") auth_resp_code_ = true;
   if (startsWith(cap, "SASL ")) {
@@ -171,7 +164,7 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
 
 void Pop3BackendLogin::sendLogin() {
   if (sasl_plain_) {
-    std::string plain = plainResponse();
+    std::string plain = saslPlainMessage();
     std::string encoded = base64Encode(plain);
     OPENSSL_cleanse(plain.data(), plain.size());
     std::string command = "AUTH PLAIN " + encoded + "\r\n";
@@ -200,7 +193,7 @@ void Pop3BackendLogin::sendLogin() {
 
 void Pop3BackendLogin::onLoginAnswer(std::string_view line) {
   if (state_ == State::AuthContinue && startsWith(line, "+ ")) {
-    std::string plain = plainResponse();
+    std::string plain = saslPlainMessage();
     std::string response = base64Encode(plain) + "\r\n";
     OPENSSL_cleanse(plain.data(), plain.size());
     state_ = State::Auth;
@@ -244,15 +237,6 @@ void Pop3BackendLogin::refused(std::string_view line) {
     fail(BackendFailure::Unavailable,
          "back-end login failed: " + (code.empty() ? std::string("-ERR") : code.substr(0, 32)));
   }
-}
-
-std::string Pop3BackendLogin::plainResponse() const {
-  std::string plain;
-  plain.push_back('\0');
-  plain.append(request_.user);
-  plain.push_back('\0');
-  plain.append(request_.password.reveal());
-  return plain;
 }
 
 }  // namespace gatehouse

@@ -28,7 +28,6 @@ class Pop3BackendLogin final : public BackendLogin {
   void sendLogin();
   void onLoginAnswer(std::string_view line);
   void refused(std::string_view line);
-  std::string plainResponse() const;
 
   State state_ = State::Greeting;
   bool xclient_ = false;         // the greeting said "[XCLIENT]": we are a trusted proxy

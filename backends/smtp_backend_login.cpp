@@ -155,11 +155,7 @@ void SmtpBackendLogin::sendXclient() {
 }
 
 void SmtpBackendLogin::sendAuth() {
-  std::string plain;
-  plain.push_back('\0');
-  plain.append(request_.user);
-  plain.push_back('\0');
-  plain.append(request_.password.reveal());
+  std::string plain = saslPlainMessage();
   std::string command = "AUTH PLAIN " + base64Encode(plain) + "\r\n";
   OPENSSL_cleanse(plain.data(), plain.size());
   state_ = State::Auth;

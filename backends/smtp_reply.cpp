@@ -3,21 +3,10 @@
 
 #include <cctype>
 
+#include "proxy/core/ascii.h"
+
 namespace gatehouse::smtp {
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::toupper(static_cast<unsigned char>(a[i])) !=
-        std::toupper(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::optional<ReplyLine> parseReplyLine(std::string_view line) {
   if (line.size() < 3) return std::nullopt;
@@ -62,7 +51,7 @@ const EhloKeyword* findKeyword(const std::vector<EhloKeyword>& keywords, std::st
 
 bool hasParam(const EhloKeyword& keyword, std::string_view param) {
   for (const std::string& p : keyword.params) {
-    if (iequals(p, param)) return true;
+    if (asciiEqualsIgnoreCase(p, param)) return true;
   }
   return false;
 }

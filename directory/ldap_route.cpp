@@ -8,20 +8,10 @@
 #include <array>
 #include <optional>
 
+#include "proxy/core/ascii.h"
+
 namespace gatehouse {
 namespace {
-
-std::string asciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && asciiLower(a) == asciiLower(b);
-}
 
 // The 4 or 16 address bytes, so that "::1" and "0::1" name the same back-end.
 std::optional<std::string> ipBytes(const std::string& text) {
@@ -54,7 +44,7 @@ std::string LdapRouteMapper::backendFor(std::string_view value) const {
   if (auto it = by_name_.find(std::string(value)); it != by_name_.end()) return it->second;
   // Host names compare case-insensitively; an exact match above wins over this.
   for (const auto& [name, target] : by_name_) {
-    if (equalsIgnoreCase(name, value)) return target;
+    if (asciiEqualsIgnoreCase(name, value)) return target;
   }
   if (auto bytes = ipBytes(std::string(value))) {
     if (auto it = by_address_.find(*bytes); it != by_address_.end()) return it->second;
@@ -66,13 +56,13 @@ AuthResult LdapRouteMapper::decide(const LdapEntry& entry, std::string_view type
                                    Protocol protocol) const {
   if (!attributes_.disabled.empty()) {
     bool disabled = std::any_of(entry.disabled.begin(), entry.disabled.end(), [&](const auto& v) {
-      return equalsIgnoreCase(v, attributes_.disabled_value);
+      return asciiEqualsIgnoreCase(v, attributes_.disabled_value);
     });
     if (disabled) return result(AuthStatus::Denied, "account disabled");
   }
   if (!attributes_.protocols.empty() && !entry.protocols.empty()) {
     bool allowed = std::any_of(entry.protocols.begin(), entry.protocols.end(), [&](const auto& v) {
-      return equalsIgnoreCase(v, protocolName(protocol));
+      return asciiEqualsIgnoreCase(v, protocolName(protocol));
     });
     if (!allowed) {
       return result(AuthStatus::Disabled, std::string("protocol ") + protocolName(protocol) +

@@ -4,24 +4,10 @@
 
 #include <algorithm>
 
+#include "proxy/core/ascii.h"
+
 namespace gatehouse {
 namespace {
-
-char asciiLower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string asciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = asciiLower(c);
-  return out;
-}
-
-bool equalsIgnoringCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return asciiLower(x) == asciiLower(y);
-         });
-}
 
 // Control bytes end up in LDAP filters, logs and back-end commands; 0x80 and above are left
 // alone so that UTF-8 logins pass.
@@ -69,7 +55,7 @@ std::optional<std::string> LoginNormalizer::normalize(std::string_view login) co
     std::string_view domain = std::string_view(out).substr(at + 1);
     bool strip = strip_any_domain_ || std::any_of(strip_domains_.begin(), strip_domains_.end(),
                                                   [domain](const std::string& d) {
-                                                    return equalsIgnoringCase(d, domain);
+                                                    return asciiEqualsIgnoreCase(d, domain);
                                                   });
     if (strip) {
       out.resize(at);

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "directory/password_hash.h"
+#include "proxy/core/ascii.h"
 
 namespace gatehouse {
 namespace {
@@ -16,14 +17,6 @@ namespace {
 constexpr std::string_view kFallbackDummyHash =
     "$6$6DlM3Shjy.HeB7wG$FYcIyzIUKmqJvr03SsatIUvla5tfCBQ2J2HV1I6QbFwTCMnNtAmwiOHbnabdiLLEHerbKIBmC7"
     "iq1ER/wlvK50";
-
-std::string asciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 bool isBlank(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {

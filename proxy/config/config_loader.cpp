@@ -18,6 +18,7 @@
 #include "directory/ldap_config.h"
 #include "directory/password_hash.h"
 #include "proxy/config/config_json.h"
+#include "proxy/core/ascii.h"
 
 namespace gatehouse {
 namespace {
@@ -75,14 +76,6 @@ std::string tlsModeName(TlsMode mode) {
     if (value == mode) return std::string(name);
   }
   return "?";
-}
-
-std::string asciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 // Names and logins end up in logs and protocol commands: control characters have no place there.
@@ -501,8 +494,8 @@ void Builder::readDirectoryCache(const Json& value, const std::string& pointer) 
     cache.max_entries = static_cast<size_t>(*entries);
   }
   if (cache.stale_max_s != 0 && cache.stale_max_s < cache.ttl_s) {
-    error(reader.pointerOf("stale_max_s"), "must be 0 (no stale answers) or at least ttl_s (" +
-                                               std::to_string(cache.ttl_s) + ")");
+    error(reader.pointerOf("stale_max_s"),
+          "must be 0 (no stale answers) or at least ttl_s (" + std::to_string(cache.ttl_s) + ")");
   }
 }
 
@@ -524,8 +517,8 @@ void Builder::readLoginNormalization(const Json& value, const std::string& point
     } else {
       for (size_t i = 0; i < strip->size(); ++i) {
         const Json& domain = (*strip)[i];
-        if (domain.is_string() && (domain.get<std::string>() == "*" ||
-                                   isHostname(domain.get<std::string>()))) {
+        if (domain.is_string() &&
+            (domain.get<std::string>() == "*" || isHostname(domain.get<std::string>()))) {
           login.strip_domain.push_back(domain.get<std::string>());
         } else {
           error(pointerTo(at, i), "must be a domain name or \"*\"");

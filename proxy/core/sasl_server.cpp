@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "proxy/core/ascii.h"
 #include "proxy/core/base64.h"
 
 namespace gatehouse {
@@ -11,17 +12,6 @@ namespace {
 
 constexpr std::string_view kLoginUserPrompt = "VXNlcm5hbWU6";  // "Username:"
 constexpr std::string_view kLoginPassPrompt = "UGFzc3dvcmQ6";  // "Password:"
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::toupper(static_cast<unsigned char>(a[i])) !=
-        std::toupper(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 SaslServer::Step outcome(SaslServer::Outcome o) {
   SaslServer::Step step;
@@ -32,8 +22,8 @@ SaslServer::Step outcome(SaslServer::Outcome o) {
 }  // namespace
 
 std::optional<SaslServer::Mechanism> SaslServer::mechanismFrom(std::string_view name) {
-  if (iequals(name, "PLAIN")) return Mechanism::Plain;
-  if (iequals(name, "LOGIN")) return Mechanism::Login;
+  if (asciiEqualsIgnoreCase(name, "PLAIN")) return Mechanism::Plain;
+  if (asciiEqualsIgnoreCase(name, "LOGIN")) return Mechanism::Login;
   return std::nullopt;
 }
 

@@ -3,6 +3,8 @@
 // dot-terminated bodies.
 #include "proxy/pop3/pop3_relay_tracker.h"
 
+#include "proxy/core/ascii.h"
+
 namespace gatehouse::pop3 {
 namespace {
 
@@ -14,14 +16,6 @@ constexpr size_t kStatusHead = 3;
 // A client that pipelines more commands than this ahead of the back-end's answers is not
 // followed further (memory stays bounded); the session then closes without injecting anything.
 constexpr size_t kMaxPending = 4096;
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -42,7 +36,7 @@ void RelayTracker::fromClient(std::string_view data) {
 void RelayTracker::clientLineDone() {
   std::string_view line = client_head_;
   const size_t end = line.find_first_of(" \r");
-  const std::string keyword = upper(line.substr(0, end));
+  const std::string keyword = asciiUpper(line.substr(0, end));
   bool has_argument = false;
   if (end != std::string_view::npos) {
     const std::string_view after = line.substr(end);

@@ -2,6 +2,8 @@
 // skipped only when the back-end's 354 certainly started it.
 #include "proxy/smtp/smtp_relay_guard.h"
 
+#include "proxy/core/ascii.h"
+
 namespace gatehouse::smtp {
 namespace {
 
@@ -17,14 +19,10 @@ bool isBlank(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-char upper(char c) {
-  return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
-}
-
 bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {
-    if (upper(text[i]) != prefix[i]) return false;
+    if (asciiUpper(text[i]) != prefix[i]) return false;
   }
   return true;
 }

@@ -24,7 +24,8 @@ Per phase: messages/s (messages / wall time from the first connect to the last c
 p50/p99 of the cycle time and the median time of each step (to see where a proxy adds latency), and CPU
 seconds per message of Gatehouse's process, of Postfix (the master and its whole process tree, including
 the master's cutime/cstime, so short-lived smtpd/cleanup/virtual children are counted too), of Dovecot
-(master and tree) and of this load generator; "other" is the busy CPU of the whole machine (/proc/stat)
+(master and tree) and of this load generator (its own process only: Gatehouse and Dovecot are its
+children); "other" is the busy CPU of the whole machine (/proc/stat)
 that none of those account for (other tenants, and softirq time of loopback networking), in cores. The
 CPU window of a phase runs until Postfix's queue is empty again (messages accepted during the phase are
 delivered into the maildir before the next phase starts), so delivery CPU is charged to the phase that
@@ -200,7 +201,10 @@ class CpuMeter:
 
     def snapshot(self):
         table = process_table()
-        snap = {name: tree_ticks(table, pid) for name, pid in self.roots.items()}
+        # Gatehouse and Dovecot are children of this process: the load generator counts its own time only.
+        snap = {name: tree_ticks(table, pid) for name, pid in self.roots.items() if name != "loadgen"}
+        _, own, _ = table[self.roots["loadgen"]]
+        snap["loadgen"] = own
         snap["machine_busy"], snap["machine_total"] = machine_ticks()
         snap["wall"] = time.monotonic()
         return snap
