@@ -43,6 +43,16 @@ std::string ProxySession::sessionId() const {
 }
 
 void ProxySession::start() {
+  if (ctx_.over_limit) {
+    // Said in plaintext before anything else and closed at once, without lingering: a flood
+    // over the limit must not hold sockets. (On implicit TLS nothing can be said before a
+    // handshake we will not spend CPU on.) The client has sent nothing yet, so the close is a FIN.
+    outcome_ = "connection_limit";
+    if (ctx_.listener->tls != TlsMode::Implicit) reply(goodbye(Goodbye::TooManyConnections));
+    flush();
+    closeNow();
+    return;
+  }
   if (ctx_.listener->tls == TlsMode::Implicit && ctx_.tls) {
     client_ = wrapServerTls(std::move(client_), *ctx_.tls, ctx_.loop);
   }

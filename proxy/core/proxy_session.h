@@ -32,7 +32,8 @@ enum class Goodbye {
   Shutdown,
   BackendLost,
   TooManyErrors,
-  TooManyAuthFailures
+  TooManyAuthFailures,
+  TooManyConnections,  // over limits.max_connections(_per_ip): said instead of the greeting
 };
 
 class ProxySession : public Session, protected StreamHandler, protected RelayObserver {

@@ -37,6 +37,7 @@ struct SessionContext {
   SessionHost* host = nullptr;
   uint64_t id = 0;
   std::string client_address;  // "ip:port"
+  bool over_limit = false;     // a connection limit is reached: say so and close
   std::string local_address;
 };
 

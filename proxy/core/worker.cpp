@@ -20,7 +20,9 @@ Worker::Worker(unsigned index, std::shared_ptr<WorkerShared> shared)
   reaper_.init(this, [this](uv_idle_t* h) { return uv_idle_init(&loop_, h); });
 }
 
-Worker::~Worker() { closeLoop(); }
+Worker::~Worker() {
+  closeLoop();
+}
 
 int Worker::closeLoop() {
   join();
@@ -54,9 +56,7 @@ std::string Worker::bind(std::vector<uint16_t>& ports) {
 }
 
 void Worker::startThread() {
-  thread_ = std::thread([this] {
-    uv_run(&loop_, UV_RUN_DEFAULT);
-  });
+  thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
 }
 
 void Worker::join() {
@@ -72,10 +72,13 @@ void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection) {
   std::string client_address = peerAddress(connection.get());
   std::string client_ip, client_port;
   splitAddress(client_address, client_ip, client_port);
-  if (!shared_->connections->acquire(client_ip)) {
-    log::warn("connection refused", {{"reason", "connection limit"}, {"client", client_address},
-                                      {"listener", spec.config->name}});
-    return;  // closing the handle resets the connection
+  // Over a limit the session still starts, but only to say so in its protocol and close; it
+  // holds no slot, and the lingering close bounds how long it lives.
+  bool over_limit = !shared_->connections->acquire(client_ip);
+  if (over_limit) {
+    log::warn("connection refused", {{"reason", "connection limit"},
+                                     {"client", client_address},
+                                     {"listener", spec.config->name}});
   }
   SessionContext context;
   context.loop = &loop_;
@@ -88,12 +91,13 @@ void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection) {
   context.host = this;
   context.id = (static_cast<uint64_t>(index_) << 48) | next_session_++;
   context.client_address = client_address;
+  context.over_limit = over_limit;
   context.local_address = localAddress(connection.get());
   uint64_t id = context.id;
   auto stream = std::make_unique<TcpStream>(std::move(connection));
   auto session = spec.factory(std::move(context), std::move(stream));
   Session* raw = session.get();
-  sessions_.emplace(id, Entry{std::move(session), std::move(client_ip)});
+  sessions_.emplace(id, Entry{std::move(session), std::move(client_ip), !over_limit});
   raw->start();
 }
 
@@ -113,7 +117,7 @@ void Worker::reapReleased() {
   for (uint64_t id : released) {
     auto it = sessions_.find(id);
     if (it == sessions_.end()) continue;
-    shared_->connections->release(it->second.client_ip);
+    if (it->second.holds_slot) shared_->connections->release(it->second.client_ip);
     sessions_.erase(it);
   }
   maybeStop();

@@ -22,8 +22,8 @@
 namespace gatehouse {
 
 // Shared by all workers: builds a session for an accepted connection on a listener.
-using SessionFactory = std::function<std::unique_ptr<Session>(SessionContext context,
-                                                              std::unique_ptr<Stream> client)>;
+using SessionFactory =
+    std::function<std::unique_ptr<Session>(SessionContext context, std::unique_ptr<Stream> client)>;
 
 struct ListenerSpec {
   const ListenerConfig* config = nullptr;
@@ -74,6 +74,7 @@ class Worker final : public SessionHost {
   struct Entry {
     std::unique_ptr<Session> session;
     std::string client_ip;  // the slot it holds in the connection limiter
+    bool holds_slot = true;
   };
   std::unordered_map<uint64_t, Entry> sessions_;
   std::vector<uint64_t> released_;

@@ -67,6 +67,8 @@ std::string ImapSession::goodbye(Goodbye reason) const {
       return "* BYE Too many invalid commands.\r\n";
     case Goodbye::TooManyAuthFailures:
       return "* BYE Too many authentication failures.\r\n";
+    case Goodbye::TooManyConnections:
+      return "* BYE [UNAVAILABLE] Too many connections, try again later.\r\n";
   }
   return {};
 }

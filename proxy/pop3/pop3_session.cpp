@@ -41,6 +41,8 @@ std::string Pop3Session::goodbye(Goodbye reason) const {
       return "-ERR Too many invalid commands.\r\n";
     case Goodbye::TooManyAuthFailures:
       return "-ERR [AUTH] Too many authentication failures.\r\n";
+    case Goodbye::TooManyConnections:
+      return "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
   }
   return {};
 }

@@ -50,6 +50,8 @@ std::string SmtpSession::goodbye(Goodbye reason) const {
       return "421 4.7.0 " + hostname_ + " Error: too many errors\r\n";
     case Goodbye::TooManyAuthFailures:
       return "421 4.7.0 " + hostname_ + " Error: too many authentication failures\r\n";
+    case Goodbye::TooManyConnections:
+      return "421 4.7.0 " + hostname_ + " Error: too many connections, try again later\r\n";
   }
   return {};
 }

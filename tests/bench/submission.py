@@ -128,6 +128,18 @@ def stop_servers(started):
             print(f"stopping {type(server).__name__}: {e}", file=sys.stderr, flush=True)
 
 
+def source_revision():
+    """The commit the tree is at and whether it has local changes (the binary may include them)."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        return {"git_head": head, "local_changes": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
 def nothing_listening(ports):
     """The ports (of the servers we started) on which a connection is still accepted."""
     open_ports = []
@@ -469,6 +481,7 @@ def main():
         ports = [postfix.port, gatehouse.port("plain"), dovecot.imap_port, dovecot.pop3_port]
         targets = {"direct": postfix.port, "gatehouse": gatehouse.port("plain")}
         meter = CpuMeter(gatehouse, postfix, dovecot)
+        loadavg_at_start = os.getloadavg()
         print(f"gatehouse {binary} (pid {gatehouse.proc.pid}, {args.workers} workers) on :{targets['gatehouse']}; "
               f"postfix master {postfix.pgid} on :{postfix.port}; dovecot {dovecot.proc.pid}; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -497,7 +510,8 @@ def main():
             "what": "SMTP submission cycles (connect..QUIT, AUTH PLAIN, one ~2 KB message) per second, "
                     "straight to Postfix vs through Gatehouse (XCLIENT), interleaved in one run",
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "loadavg_at_start": os.getloadavg()},
+            "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "loadavg_at_start": loadavg_at_start},
+            "source": source_revision(),
             "params": {"duration_s": args.duration, "reps": args.reps, "concurrency": concurrencies,
                        "max_messages": args.max_messages, "warmup_s": args.warmup, "workers": args.workers,
                        "binary": binary, "message_bytes": len(make_body()) + 150},

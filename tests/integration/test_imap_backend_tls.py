@@ -86,12 +86,13 @@ class ConnectionLimitTest(unittest.TestCase):
         clients = [self.greeted() for _ in range(3)]
         extra = self.g.client("plain")
         self.addCleanup(extra.close)
-        # The fourth connection from 127.0.0.1 is closed at once, without a greeting.
-        self.assertEqual(extra.read_until_eof(), [])
+        # The fourth connection from 127.0.0.1 is told so instead of greeted, and closed.
+        self.assertEqual(extra.read_until_eof(), [b"* BYE [UNAVAILABLE] Too many connections, try again later."])
         self.g.wait_log(lambda l: l.get("msg") == "connection refused", what="refusal logged")
         self.greeted(source_ip="127.0.0.2")  # another address still gets in
         clients[0].close()
-        self.g.wait_log(lambda l: l.get("msg") == "session end", what="first session ended")
+        self.g.wait_log(lambda l: l.get("msg") == "session end" and l.get("outcome") != "connection_limit",
+                        what="first session ended")
         self.greeted()  # the slot is free again
 
 
