@@ -103,8 +103,9 @@ void BackendLogin::onRead(std::string_view data) {
   result.capabilities = std::move(capabilities_);
   result.leftover = std::string(data);
   step_timer_.release();
+  // Reading goes on: the new owner installs its handler within this call, before the loop can
+  // deliver anything, and a stop/start pair would cost two epoll_ctl calls per login.
   stream_->setHandler(nullptr);
-  stream_->readStop();
   result.stream = std::move(stream_);
   auto done = std::move(done_);
   done_ = nullptr;
