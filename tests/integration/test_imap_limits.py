@@ -1,0 +1,112 @@
+"""Pre-login limits end to end: every limit has a config key, a protocol-correct answer, and the
+session (not the process) ends. Gatehouse runs with small limits; the back-end is a closed port
+except where a login must fail at the directory (no back-end is reached in this file).
+"""
+
+import time
+import unittest
+
+from harness import Gatehouse, closed_port, listener, user
+
+LIMITS = {"max_line": 200, "max_auth_literal": 100, "max_bad_commands": 3, "max_auth_failures": 2}
+TIMEOUTS = {"preauth_idle_ms": 1500, "connect_ms": 1000, "greeting_ms": 1000}
+
+
+class PreauthLimitsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.g = Gatehouse({"listeners": [listener("plain", tls="none", require_tls_for_auth=False)],
+                           "backends": [{"name": "A", "address": "127.0.0.11", "ports": {"imap": closed_port()}}],
+                           "limits": LIMITS, "timeouts": TIMEOUTS},
+                          users=[user("alice", "alice-pass", "A")])
+        cls.addClassCleanup(cls.g.cleanup)
+        cls.g.start()
+
+    def client(self):
+        c = self.g.client("plain")
+        self.addCleanup(c.close)
+        self.assertTrue(c.greeting().startswith(b"* OK"))
+        return c
+
+    def assert_still_serving(self):
+        c = self.client()
+        _, tagged = c.exchange(b"z NOOP\r\n", "z")
+        self.assertEqual(tagged, b"z OK NOOP completed.")
+
+    def test_logout_answers_exactly_and_closes(self):
+        c = self.client()
+        c.send(b"a LOGOUT\r\n")
+        self.assertEqual(c.read_until_eof(), [b"* BYE Logging out.", b"a OK Logout completed."])
+
+    def test_overlong_line_ends_the_session_with_bye(self):
+        c = self.client()
+        c.send(b"a " + b"x" * 1000 + b"\r\n")
+        lines = c.read_until_eof()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith(b"* BYE"), lines)
+        self.assert_still_serving()
+
+    def test_a_megabyte_without_a_line_end_is_cut_off(self):
+        c = self.client()
+        try:
+            c.send(b"a LOGIN " + b"y" * (1 << 20))
+        except OSError:
+            pass  # the server may close before it has read everything: that is the point
+        lines = c.read_until_eof()
+        self.assertTrue(lines and lines[0].startswith(b"* BYE"), lines)
+        self.assert_still_serving()
+
+    def test_synchronising_literal_over_the_limit_is_refused_before_the_continuation(self):
+        c = self.client()
+        c.send(b"a LOGIN {101}\r\n")
+        line = c.read_line()
+        self.assertFalse(line.startswith(b"+"), line)
+        self.assertTrue(line.startswith(b"a BAD") or line.startswith(b"a NO"), line)
+        # The session goes on: the client did not send the literal.
+        _, tagged = c.exchange(b"b NOOP\r\n", "b")
+        self.assertEqual(tagged, b"b OK NOOP completed.")
+
+    def test_literal_within_the_limit_gets_a_continuation(self):
+        c = self.client()
+        c.send(b"a LOGIN {5}\r\n")
+        self.assertTrue(c.read_line().startswith(b"+"))
+        c.send(b"alice {10}\r\n")
+        self.assertTrue(c.read_line().startswith(b"+"))
+        c.send(b"wrong-pass\r\n")
+        _, tagged = c.read_until_tagged("a")
+        self.assertTrue(tagged.startswith(b"a NO [AUTHENTICATIONFAILED]"), tagged)
+
+    def test_non_synchronising_literal_over_the_limit_ends_the_session(self):
+        c = self.client()
+        c.send(b"a LOGIN {5000+}\r\n" + b"z" * 5000 + b" x\r\n")
+        lines = c.read_until_eof()
+        self.assertTrue(lines and lines[-1].startswith(b"* BYE"), lines)
+        self.assertFalse(any(l.startswith(b"z") for l in lines), lines)
+
+    def test_too_many_bad_commands_end_the_session(self):
+        c = self.client()
+        c.send(b"a FOO\r\nb BAR\r\nc BAZ\r\nd NOOP\r\n")
+        lines = c.read_until_eof()
+        self.assertEqual([l.split(b" ")[0] for l in lines], [b"a", b"b", b"c", b"*"], lines)
+        self.assertTrue(lines[-1].startswith(b"* BYE"), lines)
+        self.assert_still_serving()
+
+    def test_too_many_failed_logins_end_the_session(self):
+        c = self.client()
+        c.send(b"a LOGIN alice wrong1\r\nb LOGIN alice wrong2\r\nc NOOP\r\n")
+        lines = c.read_until_eof()
+        self.assertTrue(lines[0].startswith(b"a NO [AUTHENTICATIONFAILED]"), lines)
+        self.assertTrue(lines[1].startswith(b"b NO [AUTHENTICATIONFAILED]"), lines)
+        self.assertEqual(lines[2:], [b"* BYE Too many authentication failures."])
+
+    def test_silent_client_is_disconnected_after_the_preauth_timeout(self):
+        c = self.client()
+        started = time.monotonic()
+        lines = c.read_until_eof(timeout=10)
+        waited = time.monotonic() - started
+        self.assertEqual(lines, [b"* BYE Disconnected for inactivity."])
+        self.assertGreaterEqual(waited, TIMEOUTS["preauth_idle_ms"] / 1000 * 0.8)
+
+
+if __name__ == "__main__":
+    unittest.main()
