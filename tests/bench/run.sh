@@ -21,7 +21,12 @@ targets=("$@")
 if [ ! -d "$rig" ]; then cp -r "$repo/../shared/bench" "$rig"; chmod -R u+w "$rig"; fi
 "$rig/setup.sh"
 "$rig/build.sh" >/dev/null
-"$rig/env-up.sh"
+# The rig's servers may still be up from a run with KEEP=1: env-up.sh refuses to start twice.
+rig_up=1
+for f in /tmp/bench-ldap/slapd.pid /tmp/bench-dovA/run/master.pid /tmp/bench-nginx/nginx.pid; do
+  [ -s "$f" ] && kill -0 "$(head -1 "$f")" 2>/dev/null || rig_up=0
+done
+[ "$rig_up" = 1 ] || "$rig/env-up.sh"
 
 cmake -S "$repo" -B "$repo/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$repo/build-bench" -j2 --target gatehouse >/dev/null
