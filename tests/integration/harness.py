@@ -209,18 +209,19 @@ class ImapError(AssertionError):
 _LITERAL_AT_END = re.compile(rb"~?\{(\d+)\+?\}$")
 
 
-class ImapClient:
-    """A line/literal-aware IMAP client on a raw socket, with a read buffer, deadlines and STARTTLS.
+class LineClient:
+    """A raw socket client with a read buffer and deadlines: the plumbing of the protocol clients.
 
-    Responses are returned as bytes without the final CRLF; a response with literals includes them inline
-    (line + CRLF + literal bytes + rest), and read_response() also returns the literals separately.
+    Every read has a deadline (TimeoutError), the peer's close or reset is EOFError, and
+    upgrade_tls() refuses bytes the server sent in plaintext after its "go ahead".
     """
+
+    PROTOCOL = "line"
 
     def __init__(self, port, host="127.0.0.1", tls=None, server_hostname=None, source_ip=None,
                  timeout=IO_TIMEOUT):
         self.timeout = timeout
         self.buf = bytearray()
-        self.eof = False
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             if source_ip:
@@ -234,7 +235,6 @@ class ImapClient:
             raise
         self.sock = sock
 
-    # -- raw I/O
     def send(self, data):
         if isinstance(data, str):
             data = data.encode("utf-8")
@@ -244,16 +244,15 @@ class ImapClient:
     def _fill(self, deadline):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"IMAP read timed out; buffered: {bytes(self.buf[:300])!r}")
+            raise TimeoutError(f"{self.PROTOCOL} read timed out; buffered: {bytes(self.buf[:300])!r}")
         self.sock.settimeout(remaining)
         try:
             chunk = self.sock.recv(1 << 20)
         except socket.timeout:
-            raise TimeoutError(f"IMAP read timed out; buffered: {bytes(self.buf[:300])!r}") from None
+            raise TimeoutError(f"{self.PROTOCOL} read timed out; buffered: {bytes(self.buf[:300])!r}") from None
         except (ConnectionResetError, BrokenPipeError):
             chunk = b""
         if not chunk:
-            self.eof = True
             raise EOFError(f"connection closed; buffered: {bytes(self.buf[:300])!r}")
         self.buf += chunk
 
@@ -274,6 +273,48 @@ class ImapClient:
         data = bytes(self.buf[:n])
         del self.buf[:n]
         return data
+
+    def read_until_eof(self, timeout=None):
+        """Reads every line until the peer closes; returns the lines (TimeoutError if it never closes)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        lines = []
+        while True:
+            try:
+                lines.append(self.read_line(max(0.01, deadline - time.monotonic())))
+            except EOFError:
+                if self.buf:
+                    lines.append(bytes(self.buf))
+                    self.buf.clear()
+                return lines
+
+    def upgrade_tls(self, ctx, server_hostname):
+        """After the server's STARTTLS/STLS go-ahead: nothing may have come after it in plaintext."""
+        if self.buf:
+            raise AssertionError(f"plaintext bytes after the {self.PROTOCOL} TLS go-ahead: {bytes(self.buf)!r}")
+        self.sock.settimeout(self.timeout)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ImapClient(LineClient):
+    """A line/literal-aware IMAP client on a raw socket, with a read buffer, deadlines and STARTTLS.
+
+    Responses are returned as bytes without the final CRLF; a response with literals includes them inline
+    (line + CRLF + literal bytes + rest), and read_response() also returns the literals separately.
+    """
+
+    PROTOCOL = "IMAP"
 
     def read_response(self, timeout=None):
         """One response (untagged, tagged or continuation) with its literals: (bytes, [literal, ...])."""
@@ -370,35 +411,7 @@ class ImapClient:
     def starttls(self, ctx, server_hostname=None, tag="S1"):
         """STARTTLS; fails if the server sent anything after its OK in plaintext."""
         self.ok(tag, "STARTTLS")
-        if self.buf:
-            raise ImapError(f"plaintext bytes after STARTTLS OK: {bytes(self.buf)!r}")
-        self.sock.settimeout(self.timeout)
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
-
-    def read_until_eof(self, timeout=None):
-        """Reads every line until the peer closes; returns the lines (TimeoutError if it never closes)."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        lines = []
-        while True:
-            try:
-                lines.append(self.read_line(max(0.01, deadline - time.monotonic())))
-            except EOFError:
-                if self.buf:
-                    lines.append(bytes(self.buf))
-                    self.buf.clear()
-                return lines
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self.upgrade_tls(ctx, server_hostname)
 
 
 def imap_exchange(client, data, tag, timeout=None):

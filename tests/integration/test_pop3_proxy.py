@@ -20,8 +20,8 @@ import time
 import unittest
 import uuid
 
-from harness import (IO_TIMEOUT, Dovecot, FakeBackend, Gatehouse, client_tls_context, closed_port, listener,
-                     make_message, plain_sasl, user)
+from harness import (IO_TIMEOUT, Dovecot, FakeBackend, Gatehouse, LineClient, client_tls_context, closed_port,
+                     listener, make_message, plain_sasl, user)
 
 ALICE_PW = "alice-pass"
 CAROL_PW = "carol pass with spaces"  # PASS takes the rest of the line (RFC 1939)
@@ -45,56 +45,13 @@ class Pop3Error(AssertionError):
     pass
 
 
-class Pop3Client:
+class Pop3Client(LineClient):
     """A line-level POP3 client on a raw socket, with a read buffer, deadlines and STLS."""
 
-    def __init__(self, port, host="127.0.0.1", tls=None, server_hostname="mail.example.test", source_ip=None,
-                 timeout=IO_TIMEOUT):
-        self.timeout = timeout
-        self.buf = bytearray()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            if source_ip:
-                sock.bind((source_ip, 0))
-            sock.settimeout(timeout)
-            sock.connect((host, port))
-            if tls is not None:
-                sock = tls.wrap_socket(sock, server_hostname=server_hostname)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+    PROTOCOL = "POP3"
 
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        self.sock.settimeout(self.timeout)
-        self.sock.sendall(data)
-
-    def _fill(self, deadline):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"POP3 read timed out; buffered: {bytes(self.buf[:300])!r}")
-        self.sock.settimeout(remaining)
-        try:
-            chunk = self.sock.recv(1 << 20)
-        except socket.timeout:
-            raise TimeoutError(f"POP3 read timed out; buffered: {bytes(self.buf[:300])!r}") from None
-        except (ConnectionResetError, BrokenPipeError):
-            chunk = b""
-        if not chunk:
-            raise EOFError(f"connection closed; buffered: {bytes(self.buf[:300])!r}")
-        self.buf += chunk
-
-    def read_line(self, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line = bytes(self.buf[:i])
-                del self.buf[:i + 2]
-                return line
-            self._fill(deadline)
+    def __init__(self, port, server_hostname="mail.example.test", **kwargs):
+        super().__init__(port, server_hostname=server_hostname, **kwargs)
 
     def read_multiline(self, timeout=None):
         """The body of a multi-line response up to and including ".\r\n", raw as on the wire."""
@@ -141,37 +98,11 @@ class Pop3Client:
 
     def stls(self, ctx=None):
         self.ok("STLS")
-        if self.buf:
-            raise Pop3Error(f"plaintext bytes after STLS +OK: {bytes(self.buf)!r}")
-        self.sock = (ctx or client_tls_context()).wrap_socket(self.sock, server_hostname="mail.example.test")
+        self.upgrade_tls(ctx or client_tls_context(), "mail.example.test")
 
     def login(self, login, password):
         self.ok(f"USER {login}")
         return self.ok(f"PASS {password}")
-
-    def read_until_eof(self, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        lines = []
-        while True:
-            try:
-                lines.append(self.read_line(max(0.01, deadline - time.monotonic())))
-            except EOFError:
-                if self.buf:
-                    lines.append(bytes(self.buf))
-                    self.buf.clear()
-                return lines
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def unstuff(raw):

@@ -46,27 +46,17 @@ def message(subject, sender=ALICE, to=BOB, body="Hello Bob.\r\n"):
             f"Message-ID: <{uuid.uuid4().hex}@example.com>\r\n\r\n{body}").encode()
 
 
-class SmtpLines:
+class SmtpLines(harness.LineClient):
     """A raw SMTP client: write bytes, read replies (multi-line aware), STARTTLS by hand."""
 
-    def __init__(self, port, tls=None, source_ip=None, timeout=IO_TIMEOUT):
-        self.buf = b""
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                        source_address=(source_ip, 0) if source_ip else None)
-        self.sock = tls.wrap_socket(sock, server_hostname="mail.example.test") if tls else sock
-        self.sock.settimeout(timeout)
+    PROTOCOL = "SMTP"
 
-    def send(self, data):
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+    def __init__(self, port, tls=None, source_ip=None, timeout=IO_TIMEOUT):
+        super().__init__(port, tls=tls, server_hostname="mail.example.test", source_ip=source_ip,
+                         timeout=timeout)
 
     def line(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"closed; buffered {self.buf!r}")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.rstrip(b"\r").decode()
+        return self.read_line().decode()
 
     def reply(self):
         """(code, [texts]) of one whole reply."""
@@ -82,24 +72,11 @@ class SmtpLines:
     def starttls(self, ctx):
         code, _ = self.cmd("STARTTLS")
         assert code == 220, code
-        assert not self.buf, self.buf
-        self.sock = ctx.wrap_socket(self.sock, server_hostname="mail.example.test")
+        self.upgrade_tls(ctx, "mail.example.test")
 
     def rest_until_eof(self):
         """Every line until the peer closes (TimeoutError if it does not)."""
-        lines = []
-        while True:
-            try:
-                lines.append(self.line())
-            except EOFError:
-                return lines
-            except (ConnectionResetError, socket.timeout) as e:
-                if isinstance(e, socket.timeout):
-                    raise TimeoutError(f"no close; got {lines!r}") from None
-                return lines
-
-    def close(self):
-        self.sock.close()
+        return [line.decode() for line in self.read_until_eof()]
 
 
 class FakeSmtp:
