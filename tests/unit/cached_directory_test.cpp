@@ -13,6 +13,7 @@
 
 #include "proxy/config/config_loader.h"
 #include "proxy/core/uv_handle.h"
+#include "test_loop.h"
 
 namespace gatehouse {
 namespace {
@@ -20,52 +21,7 @@ namespace {
 using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 
-// Bounds every wait so that a missing callback fails the test instead of hanging it.
-constexpr uint64_t kTimeoutMs = 5000;
-
-// A loop, its mailbox, and a bounded way to run it until something happened.
-class TestLoop {
- public:
-  TestLoop() {
-    uv_loop_init(&loop_);
-    mailbox_ = std::make_shared<LoopMailbox>(&loop_);
-  }
-  ~TestLoop() {
-    if (mailbox_) shutdown();
-  }
-
-  std::shared_ptr<LoopMailbox> mailbox() const { return mailbox_; }
-
-  template <typename Done>
-  bool runUntil(Done done) {
-    bool timed_out = false;
-    UvHandle<uv_timer_t> timer;
-    timer.init(&timed_out, [this](uv_timer_t* t) { return uv_timer_init(&loop_, t); });
-    uv_timer_start(
-        timer.get(), [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, kTimeoutMs, 0);
-    while (!done() && !timed_out) uv_run(&loop_, UV_RUN_ONCE);
-    timer.reset();
-    return done();
-  }
-
-  // Runs everything already posted: a marker posted now runs after all earlier posts.
-  void drainPosted() {
-    bool marker = false;
-    mailbox_->post([&marker] { marker = true; });
-    REQUIRE(runUntil([&marker] { return marker; }));
-  }
-
-  int shutdown() {
-    mailbox_->close();
-    mailbox_.reset();
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    return uv_loop_close(&loop_);
-  }
-
- private:
-  uv_loop_t loop_{};
-  std::shared_ptr<LoopMailbox> mailbox_;
-};
+using testing::TestLoop;
 
 // The directory the cache decorates: a password per login, a switch to fail every request, a
 // count of calls and the logins it was asked for. Delivers like a real one: posted, cancellable.

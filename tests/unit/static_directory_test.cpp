@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "proxy/core/uv_handle.h"
+#include "test_loop.h"
 
 namespace gatehouse {
 namespace {
@@ -20,8 +21,6 @@ constexpr const char* kSshaSecret = "{SSHA}hKA/q2Rho3mtLe8pwHNGmxe+Y0K7hyUu";
 constexpr const char* kSha512CryptSecret =
     "{SHA512-CRYPT}$6$Y3lkeOY7QurM3ua/$WjY1xGlFmeC64xW.V6dNpolVfuE6vhc29nKA6R3wtR8/2Sb9NKrqvBW/"
     "MltIqGtw3w0XTjoeUfl9pay20TXVE1";
-// Bounds every wait so that a missing callback fails the test instead of hanging it.
-constexpr uint64_t kTimeoutMs = 5000;
 
 DirectoryConfig testUsers() {
   DirectoryConfig config;
@@ -41,51 +40,7 @@ Credentials credentials(std::string login, std::string password,
   return c;
 }
 
-// A loop, its mailbox, and a bounded way to run it until something happened.
-class TestLoop {
- public:
-  TestLoop() {
-    uv_loop_init(&loop_);
-    mailbox_ = std::make_shared<LoopMailbox>(&loop_);
-  }
-  ~TestLoop() {
-    if (mailbox_) shutdown();
-  }
-
-  std::shared_ptr<LoopMailbox> mailbox() const { return mailbox_; }
-
-  // Runs until `done` returns true or kTimeoutMs pass; returns done().
-  template <typename Done>
-  bool runUntil(Done done) {
-    bool timed_out = false;
-    UvHandle<uv_timer_t> timer;
-    timer.init(&timed_out, [this](uv_timer_t* t) { return uv_timer_init(&loop_, t); });
-    uv_timer_start(
-        timer.get(), [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, kTimeoutMs, 0);
-    while (!done() && !timed_out) uv_run(&loop_, UV_RUN_ONCE);
-    timer.reset();
-    return done();
-  }
-
-  // Runs everything already posted: a marker posted now runs after all earlier posts.
-  void drainPosted() {
-    bool marker = false;
-    mailbox_->post([&marker] { marker = true; });
-    REQUIRE(runUntil([&marker] { return marker; }));
-  }
-
-  // Closes every handle; a leaked handle makes uv_loop_close fail.
-  int shutdown() {
-    mailbox_->close();
-    mailbox_.reset();
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    return uv_loop_close(&loop_);
-  }
-
- private:
-  uv_loop_t loop_{};
-  std::shared_ptr<LoopMailbox> mailbox_;
-};
+using testing::TestLoop;
 
 // Authenticates through the loop and returns what the callback received.
 AuthResult authenticateOnLoop(StaticDirectory& directory, Credentials c) {
