@@ -2,28 +2,14 @@
 // whatever the directory holds, Gatehouse connects to no host the operator did not list.
 #include "directory/ldap_route.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
-#include <array>
 #include <optional>
 
 #include "proxy/core/ascii.h"
+#include "proxy/net/ip_address.h"
 
 namespace gatehouse {
 namespace {
-
-// The 4 or 16 address bytes, so that "::1" and "0::1" name the same back-end.
-std::optional<std::string> ipBytes(const std::string& text) {
-  std::array<unsigned char, 16> bytes{};
-  if (inet_pton(AF_INET, text.c_str(), bytes.data()) == 1) {
-    return std::string(bytes.begin(), bytes.begin() + 4);
-  }
-  if (inet_pton(AF_INET6, text.c_str(), bytes.data()) == 1) {
-    return std::string(bytes.begin(), bytes.end());
-  }
-  return std::nullopt;
-}
 
 AuthResult result(AuthStatus status, std::string reason) {
   return AuthResult{status, Route{}, std::move(reason)};
@@ -36,7 +22,7 @@ LdapRouteMapper::LdapRouteMapper(const LdapAttributes& attributes,
     : attributes_(attributes) {
   for (const BackendConfig& backend : backends) {
     by_name_.emplace(backend.name, backend.name);
-    if (auto bytes = ipBytes(backend.address)) by_address_.emplace(*bytes, backend.name);
+    if (auto bytes = ipAddressBytes(backend.address)) by_address_.emplace(*bytes, backend.name);
   }
 }
 
@@ -46,7 +32,7 @@ std::string LdapRouteMapper::backendFor(std::string_view value) const {
   for (const auto& [name, target] : by_name_) {
     if (asciiEqualsIgnoreCase(name, value)) return target;
   }
-  if (auto bytes = ipBytes(std::string(value))) {
+  if (auto bytes = ipAddressBytes(std::string(value))) {
     if (auto it = by_address_.find(*bytes); it != by_address_.end()) return it->second;
   }
   return {};

@@ -2,7 +2,6 @@
 // going, so one run of `gatehouse --check` shows the operator the whole list.
 #include "proxy/config/config_loader.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "directory/password_hash.h"
 #include "proxy/config/config_json.h"
 #include "proxy/core/ascii.h"
+#include "proxy/net/ip_address.h"
 
 namespace gatehouse {
 namespace {
@@ -84,18 +84,6 @@ bool isPrintable(std::string_view s) {
     if (c < 0x20 || c == 0x7f) return false;
   }
   return true;
-}
-
-// The 4 or 16 address bytes, so that "::1" and "0::1" compare equal; nullopt if not a literal.
-std::optional<std::string> ipBytes(const std::string& text) {
-  std::array<unsigned char, 16> bytes{};
-  if (inet_pton(AF_INET, text.c_str(), bytes.data()) == 1) {
-    return std::string(bytes.begin(), bytes.begin() + 4);
-  }
-  if (inet_pton(AF_INET6, text.c_str(), bytes.data()) == 1) {
-    return std::string(bytes.begin(), bytes.end());
-  }
-  return std::nullopt;
 }
 
 // The hostname goes into greetings (IMAP "* OK", SMTP "220"), so it must be a plain DNS name.
@@ -283,7 +271,7 @@ std::optional<std::string> Builder::readName(const ObjectReader& reader, std::st
 
 std::optional<std::string> Builder::readAddress(const ObjectReader& reader, std::string_view key) {
   auto address = reader.string(key, Need::Required);
-  if (address && !ipBytes(*address)) {
+  if (address && !ipAddressBytes(*address)) {
     reader.error(reader.pointerOf(key), "must be an IP address literal");
     return std::nullopt;
   }
@@ -378,7 +366,7 @@ void Builder::checkDuplicateListeners(const std::vector<std::string>& pointers) 
   for (size_t i = 0; i < config_.listeners.size(); ++i) {
     const ListenerConfig& listener = config_.listeners[i];
     if (listener.port == 0) continue;  // each binds its own ephemeral port
-    auto key = std::make_pair(ipBytes(listener.address).value_or(""), listener.port);
+    auto key = std::make_pair(ipAddressBytes(listener.address).value_or(""), listener.port);
     auto [it, inserted] = seen.emplace(key, pointers[i]);
     if (!inserted) {
       error(pointerTo(pointers[i], "port"), "duplicate listener " + listener.address + " port " +
