@@ -7,6 +7,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "backends/learned_capabilities.h"
 #include "proxy/config/config.h"
 
 namespace gatehouse {
@@ -15,7 +16,8 @@ class ClientTlsContext;
 
 struct Backend {
   BackendConfig config;
-  std::shared_ptr<const ClientTlsContext> tls;  // null when config.tls == None
+  std::shared_ptr<const ClientTlsContext> tls;    // null when config.tls == None
+  mutable LearnedCapabilities pop3_capabilities;  // its CAPA answer (after STLS, if any)
 
   // Port for `protocol`, or 0 if this back-end does not serve it.
   uint16_t port(Protocol protocol) const {

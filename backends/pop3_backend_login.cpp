@@ -20,6 +20,12 @@ constexpr unsigned kMaxCapaLines = 256;
 // that is itself a proxy refuses to loop forever.
 constexpr unsigned kProxyTtl = 4;
 
+// LearnedCapabilities bits for a POP3 back-end's CAPA answer.
+constexpr uint32_t kSaslPlain = 1u << 0;
+constexpr uint32_t kUser = 1u << 1;
+constexpr uint32_t kAuthRespCode = 1u << 2;
+constexpr uint32_t kPipelining = 1u << 3;
+
 bool startsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
@@ -81,11 +87,7 @@ void Pop3BackendLogin::onLine(std::string_view line) {
       afterTls();
       return;
     case State::Xclient:
-      if (!startsWith(line, "+OK")) {
-        fail(BackendFailure::Unavailable, "back-end refused XCLIENT");
-        return;
-      }
-      state_ = State::Capa;
+      onXclientAnswer(line);
       return;
     case State::Capa:
     case State::CapaList:
@@ -115,18 +117,56 @@ void Pop3BackendLogin::onGreeting(std::string_view line) {
 }
 
 void Pop3BackendLogin::afterTls() {
-  // XCLIENT and CAPA go in one write: both answers are single lines or a CAPA list, and Dovecot's
-  // own proxy pipelines XCLIENT the same way. Capabilities are only asked for now, inside TLS
-  // (RFC 2595 section 4: what was learnt before STLS is discarded).
-  std::string batch;
-  if (xclient_) {
-    batch = xclientCommand(request_);
-    state_ = State::Xclient;
+  // Capabilities are only asked for now, inside TLS (RFC 2595 section 4: what was learnt before
+  // STLS is discarded), and what is remembered of a back-end was learnt at this same point.
+  std::string batch = xclient_ ? xclientCommand(request_) : std::string();
+  if (auto remembered = backend_.pop3_capabilities.recall()) {
+    adopt(*remembered);
+    if (!xclient_ || pipelining_) {
+      State answer_state = State::Auth;
+      std::string login = loginCommand(answer_state);
+      if (login.empty()) return;
+      batch += login;
+      OPENSSL_cleanse(login.data(), login.size());
+      login_sent_ = true;
+      login_state_ = answer_state;
+    }
+    state_ = xclient_ ? State::Xclient : login_state_;
+    send(std::move(batch));
+    return;
+  }
+  // XCLIENT and CAPA go in one write: Dovecot's own proxy pipelines XCLIENT the same way.
+  state_ = xclient_ ? State::Xclient : State::Capa;
+  batch += "CAPA\r\n";
+  send(std::move(batch));
+}
+
+void Pop3BackendLogin::onXclientAnswer(std::string_view line) {
+  if (!startsWith(line, "+OK")) {
+    fail(BackendFailure::Unavailable, "back-end refused XCLIENT");
+    return;
+  }
+  if (login_sent_) {
+    state_ = login_state_;
+  } else if (from_memory_) {
+    sendLogin();
   } else {
     state_ = State::Capa;
   }
-  batch += "CAPA\r\n";
-  send(std::move(batch));
+}
+
+void Pop3BackendLogin::adopt(uint32_t learned) {
+  from_memory_ = true;
+  capa_ok_ = true;
+  sasl_plain_ = (learned & kSaslPlain) != 0;
+  user_ = (learned & kUser) != 0;
+  auth_resp_code_ = (learned & kAuthRespCode) != 0;
+  pipelining_ = (learned & kPipelining) != 0;
+}
+
+uint32_t Pop3BackendLogin::learned() const {
+  return (sasl_plain_ ? kSaslPlain : 0) | (user_ ? kUser : 0) |
+         (auth_resp_code_ ? kAuthRespCode : 0) | (pipelining_ ? kPipelining : 0);
 }
 
 void Pop3BackendLogin::onCapaLine(std::string_view line) {
@@ -140,6 +180,13 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
     return;
   }
   if (line == ".") {
+    // Only a back-end with RFC 3206 codes can tell us that a login chosen from memory no longer
+    // suits it (rather than the password being wrong): others are asked every time.
+    if (auth_resp_code_) {
+      backend_.pop3_capabilities.remember(learned());
+    } else {
+      backend_.pop3_capabilities.forget();
+    }
     sendLogin();
     return;
   }
@@ -150,6 +197,7 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
   const std::string cap = asciiUpper(line);
   if (cap == "USER") user_ = true;
   if (cap == "AUTH-RESP-CODE") auth_resp_code_ = true;
+  if (cap == "PIPELINING") pipelining_ = true;
   if (startsWith(cap, "SASL ")) {
     std::string_view mechs = cap;
     mechs.remove_prefix(5);
@@ -162,33 +210,39 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
   }
 }
 
-void Pop3BackendLogin::sendLogin() {
+std::string Pop3BackendLogin::loginCommand(State& answer_state) {
   if (sasl_plain_) {
     std::string plain = saslPlainMessage();
     std::string encoded = base64Encode(plain);
     OPENSSL_cleanse(plain.data(), plain.size());
     std::string command = "AUTH PLAIN " + encoded + "\r\n";
-    if (command.size() <= kMaxCommandLine) {
-      state_ = State::Auth;
-    } else {
-      OPENSSL_cleanse(command.data(), command.size());
-      command = "AUTH PLAIN\r\n";
-      state_ = State::AuthContinue;
-    }
     OPENSSL_cleanse(encoded.data(), encoded.size());
-    send(std::move(command));
-    return;
+    if (command.size() <= kMaxCommandLine) {
+      answer_state = State::Auth;
+      return command;
+    }
+    OPENSSL_cleanse(command.data(), command.size());
+    answer_state = State::AuthContinue;
+    return "AUTH PLAIN\r\n";
   }
   if (capa_ok_ && !user_) {
     fail(BackendFailure::Unavailable, "back-end offers no way to send these credentials");
-    return;
+    return {};
   }
   if (!fitsOnLine(request_.user) || !fitsOnLine(request_.password.reveal())) {
     fail(BackendFailure::Unavailable, "credentials cannot be sent with USER/PASS");
-    return;
+    return {};
   }
-  state_ = State::User;
-  send("USER " + request_.user + "\r\n");
+  answer_state = State::User;
+  return "USER " + request_.user + "\r\n";
+}
+
+void Pop3BackendLogin::sendLogin() {
+  State answer_state = State::Auth;
+  std::string command = loginCommand(answer_state);
+  if (command.empty()) return;
+  state_ = answer_state;
+  send(std::move(command));
 }
 
 void Pop3BackendLogin::onLoginAnswer(std::string_view line) {
@@ -220,11 +274,14 @@ void Pop3BackendLogin::onLoginAnswer(std::string_view line) {
 }
 
 void Pop3BackendLogin::refused(std::string_view line) {
+  const std::string code = responseCode(line);
+  // A refusal that is not about the user's credentials, after a login chosen from memory: the
+  // back-end may have changed (no more SASL PLAIN). Ask it again next time.
+  if (from_memory_ && code != "AUTH" && code != "IN-USE") backend_.pop3_capabilities.forget();
   if (!startsWith(line, "-ERR")) {
     fail(BackendFailure::Unavailable, "unexpected back-end answer to login");
     return;
   }
-  const std::string code = responseCode(line);
   if (code == "AUTH") {
     fail(BackendFailure::AuthFailed, "back-end refused login: AUTH");
   } else if (code == "IN-USE") {

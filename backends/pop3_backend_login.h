@@ -1,6 +1,8 @@
 // The POP3 login dialogue with a back-end: greeting, optional STLS, XCLIENT carrying the client's
 // address when the greeting offers it (Dovecot, from login_trusted_networks), CAPA, then AUTH PLAIN
-// or USER/PASS. Each back-end reply is checked against the state that expects it.
+// or USER/PASS. Each back-end reply is checked against the state that expects it. The CAPA answer
+// is remembered per back-end: later logins skip it and, where the back-end offers PIPELINING
+// (RFC 2449), send XCLIENT and the login in one write.
 #pragma once
 
 #include <string>
@@ -24,17 +26,26 @@ class Pop3BackendLogin final : public BackendLogin {
   void onLine(std::string_view line) override;
   void onGreeting(std::string_view line);
   void afterTls();
+  void onXclientAnswer(std::string_view line);
   void onCapaLine(std::string_view line);
+  void adopt(uint32_t learned);
+  uint32_t learned() const;
+  // The first login command, with the state that expects its answer; empty after fail().
+  std::string loginCommand(State& answer_state);
   void sendLogin();
   void onLoginAnswer(std::string_view line);
   void refused(std::string_view line);
 
   State state_ = State::Greeting;
-  bool xclient_ = false;         // the greeting said "[XCLIENT]": we are a trusted proxy
-  bool capa_ok_ = false;         // CAPA answered +OK (else nothing is known, try USER)
-  bool sasl_plain_ = false;      // CAPA: "SASL ... PLAIN ..."
-  bool user_ = false;            // CAPA: "USER"
-  bool auth_resp_code_ = false;  // CAPA: "AUTH-RESP-CODE": a refusal without [AUTH] is not one
+  bool xclient_ = false;             // the greeting said "[XCLIENT]": we are a trusted proxy
+  bool capa_ok_ = false;             // CAPA answered +OK (else nothing is known, try USER)
+  bool sasl_plain_ = false;          // CAPA: "SASL ... PLAIN ..."
+  bool user_ = false;                // CAPA: "USER"
+  bool auth_resp_code_ = false;      // CAPA: "AUTH-RESP-CODE": a refusal without [AUTH] is not one
+  bool pipelining_ = false;          // CAPA: "PIPELINING"
+  bool from_memory_ = false;         // what CAPA says was remembered, not asked this time
+  bool login_sent_ = false;          // the login went out together with XCLIENT
+  State login_state_ = State::Auth;  // the state that expects the answer to that login
   unsigned capa_lines_ = 0;
 };
 

@@ -44,7 +44,10 @@ LdapDirectory::LdapDirectory(LdapConfig config, const std::vector<BackendConfig>
   mailbox_->post([this] {
     if (client_) client_->start();
   });
-  thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  thread_ = std::thread([this] {
+    mailbox_->bindToThisThread();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  });
 }
 
 LdapDirectory::~LdapDirectory() {

@@ -45,7 +45,9 @@ std::string Worker::bind(std::vector<uint16_t>& ports) {
   for (size_t i = 0; i < specs.size(); ++i) {
     const ListenerSpec* spec = &specs[i];
     auto listener = std::make_unique<Listener>(
-        &loop_, [this, spec](UvHandle<uv_tcp_t> c) { accept(*spec, std::move(c)); });
+        &loop_, [this, spec](UvHandle<uv_tcp_t> c, const std::string& local_address) {
+          accept(*spec, std::move(c), local_address);
+        });
     uint16_t port = ports[i] != 0 ? ports[i] : spec->config->port;
     std::string error = listener->listen(spec->config->address, port);
     if (!error.empty()) return spec->config->name + ": " + error;
@@ -56,7 +58,10 @@ std::string Worker::bind(std::vector<uint16_t>& ports) {
 }
 
 void Worker::startThread() {
-  thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  thread_ = std::thread([this] {
+    mailbox_->bindToThisThread();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  });
 }
 
 void Worker::join() {
@@ -67,7 +72,8 @@ void Worker::requestShutdown(unsigned grace_ms) {
   mailbox_->post([this, grace_ms] { beginShutdown(grace_ms); });
 }
 
-void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection) {
+void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection,
+                    const std::string& local_address) {
   if (shutting_down_) return;
   std::string client_address = peerAddress(connection.get());
   std::string client_ip, client_port;
@@ -92,7 +98,7 @@ void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection) {
   context.id = (static_cast<uint64_t>(index_) << 48) | next_session_++;
   context.client_address = client_address;
   context.over_limit = over_limit;
-  context.local_address = localAddress(connection.get());
+  context.local_address = local_address.empty() ? localAddress(connection.get()) : local_address;
   uint64_t id = context.id;
   auto stream = std::make_unique<TcpStream>(std::move(connection));
   auto session = spec.factory(std::move(context), std::move(stream));

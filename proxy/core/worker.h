@@ -60,7 +60,8 @@ class Worker final : public SessionHost {
   int closeLoop();
 
  private:
-  void accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection);
+  void accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection,
+              const std::string& local_address);
   void beginShutdown(unsigned grace_ms);
   void reapReleased();
   void maybeStop();

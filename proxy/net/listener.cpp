@@ -1,8 +1,22 @@
 #include "proxy/net/listener.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstring>
+
 namespace gatehouse {
+namespace {
+
+bool isWildcard(const sockaddr_storage& addr) {
+  if (addr.ss_family == AF_INET) {
+    return reinterpret_cast<const sockaddr_in&>(addr).sin_addr.s_addr == htonl(INADDR_ANY);
+  }
+  const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(addr);
+  return std::memcmp(&sin6.sin6_addr, &in6addr_any, sizeof in6addr_any) == 0;
+}
+
+}  // namespace
 
 Listener::Listener(uv_loop_t* loop, AcceptCallback on_accept)
     : loop_(loop), on_accept_(std::move(on_accept)) {}
@@ -30,13 +44,16 @@ std::string Listener::listen(const std::string& address, uint16_t port, int back
     return std::string("cannot listen on ") + address + ":" + std::to_string(port) + ": " +
            uv_strerror(rc);
   }
+  // Saves a getsockname() per connection: a socket bound to one address is only reached there.
+  if (!isWildcard(addr)) local_address_ = localAddress(tcp_.get());
   return {};
 }
 
 uint16_t Listener::boundPort() const {
   sockaddr_storage ss{};
   int len = sizeof ss;
-  if (!tcp_ || uv_tcp_getsockname(tcp_.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  if (!tcp_ || uv_tcp_getsockname(tcp_.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    return 0;
   if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
@@ -49,7 +66,7 @@ void Listener::onConnection(uv_stream_t* server, int status) {
     return;
   }
   if (uv_accept(server, connection.stream()) != 0) return;
-  self->on_accept_(std::move(connection));
+  self->on_accept_(std::move(connection), self->local_address_);
 }
 
 }  // namespace gatehouse

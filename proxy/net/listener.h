@@ -8,12 +8,16 @@
 #include <string>
 
 #include "proxy/core/uv_handle.h"
+#include "proxy/net/tcp_stream.h"
 
 namespace gatehouse {
 
 class Listener {
  public:
-  using AcceptCallback = std::function<void(UvHandle<uv_tcp_t> connection)>;
+  // `local_address` is the address every connection arrives on ("ip:port"), or empty when the
+  // socket listens on a wildcard address and each connection must be asked.
+  using AcceptCallback =
+      std::function<void(UvHandle<uv_tcp_t> connection, const std::string& local_address)>;
 
   Listener(uv_loop_t* loop, AcceptCallback on_accept);
   // Binds and listens; port 0 picks an ephemeral port (see boundPort()). Returns an error text.
@@ -27,6 +31,7 @@ class Listener {
   uv_loop_t* loop_;
   AcceptCallback on_accept_;
   UvHandle<uv_tcp_t> tcp_;
+  std::string local_address_;
 };
 
 }  // namespace gatehouse

@@ -119,14 +119,20 @@ def assert_no_password(testcase, text):
 
 
 class FakePop3:
-    """A scripted POP3 back-end on 127.0.0.1:0 for one connection at a time: no XCLIENT, CAPA with USER only
-    (so Gatehouse falls back to USER/PASS), `answers` {command keyword: raw bytes}, and the connection closed
-    right after answering a keyword in `close_after` (a back-end that dies)."""
+    """A scripted POP3 back-end on 127.0.0.1:0, each connection served by its own thread. It greets with
+    "+OK [XCLIENT]" when `xclient` (as Dovecot does for a trusted proxy) and answers XCLIENT with +OK, CAPA
+    with the lines in `capa` (default USER and RESP-CODES: no SASL, so Gatehouse falls back to USER/PASS),
+    AUTH PLAIN only while "SASL PLAIN" is in `capa`, USER and PASS with +OK, and other commands from
+    `answers` {keyword: raw bytes}. It closes right after answering a keyword in `close_after` (a back-end
+    that dies). `sessions` holds each connection's commands in order (`commands`: all of them); a command
+    is recorded before it is answered."""
 
-    def __init__(self, answers, close_after=()):
-        self.answers = answers
+    def __init__(self, answers=None, close_after=(), xclient=False, capa=("USER", "RESP-CODES")):
+        self.answers = answers or {}
         self.close_after = set(close_after)
-        self.commands = []
+        self.xclient = xclient
+        self.capa = list(capa)
+        self.sessions = []
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(8)
@@ -134,31 +140,55 @@ class FakePop3:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    @property
+    def commands(self):
+        return [c for session in self.sessions for c in session]
+
     def _run(self):
-        try:
-            conn, _ = self._sock.accept()
-        except OSError:
-            return
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            commands = []
+            self.sessions.append(commands)
+            threading.Thread(target=self._serve, args=(conn, commands), daemon=True).start()
+
+    def _serve(self, conn, commands):
         with conn:
-            conn.sendall(b"+OK fake ready\r\n")
-            f = conn.makefile("rb")
-            for raw in f:
-                line = raw.rstrip(b"\r\n").decode()
-                self.commands.append(line)
-                keyword = line.split(" ")[0].upper()
-                if keyword == "CAPA":
-                    conn.sendall(b"+OK\r\nUSER\r\nRESP-CODES\r\n.\r\n")
-                elif keyword in ("USER", "PASS"):
-                    conn.sendall(b"+OK\r\n")
-                else:
-                    conn.sendall(self.answers.get(keyword, b"-ERR unknown\r\n"))
-                if keyword in self.close_after:
-                    return
+            try:
+                self._dialogue(conn, commands)
+            except OSError:
+                pass
+
+    def _dialogue(self, conn, commands):
+        conn.sendall(b"+OK [XCLIENT] fake ready\r\n" if self.xclient else b"+OK fake ready\r\n")
+        for raw in conn.makefile("rb"):
+            line = raw.rstrip(b"\r\n").decode()
+            commands.append(line)
+            keyword = line.split(" ")[0].upper()
+            if keyword == "CAPA":
+                conn.sendall(b"+OK\r\n" + "".join(c + "\r\n" for c in self.capa).encode() + b".\r\n")
+            elif keyword == "XCLIENT" and self.xclient:
+                conn.sendall(b"+OK\r\n")
+            elif keyword == "AUTH":
+                plain = "SASL PLAIN" in self.capa and line.upper().startswith("AUTH PLAIN ")
+                conn.sendall(b"+OK Logged in.\r\n" if plain else b"-ERR Unsupported authentication mechanism.\r\n")
+            elif keyword in ("USER", "PASS"):
+                conn.sendall(b"+OK\r\n")
+            else:
+                conn.sendall(self.answers.get(keyword, b"-ERR unknown\r\n"))
+            if keyword in self.close_after or keyword == "QUIT":
+                return
 
     def backend_config(self, name):
         return {"name": name, "address": "127.0.0.1", "ports": {"pop3": self.port}, "tls": "none"}
 
     def stop(self):
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
+        except OSError:
+            pass
         self._sock.close()
         self._thread.join(timeout=5)
 
@@ -592,6 +622,50 @@ class Pop3BackendFailureTest(Pop3TestCase):
         c.ok("STAT")
         c.send(b"RETR 1\r\n")
         self.assertEqual(c.read_until_eof(), [b"+OK 100 octets", b"Subject: cut"])  # nothing appended
+
+    def test_backend_capabilities_are_asked_once_then_login_is_pipelined(self):
+        fake = FakePop3({"STAT": b"+OK 0 0\r\n", "QUIT": b"+OK bye\r\n"}, xclient=True,
+                        capa=["USER", "SASL PLAIN", "PIPELINING", "AUTH-RESP-CODE"])
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
+        auth = "AUTH PLAIN " + plain_sasl("fay", "fay-pass")
+        for _ in range(3):
+            c = self.connect(g)
+            c.login("fay", "fay-pass")
+            c.ok("STAT")
+            c.ok("QUIT")
+            c.read_until_eof()
+        keywords = [[cmd.split(" ")[0] for cmd in s] for s in fake.sessions]
+        # The first login learns what the back-end offers; the others go straight to XCLIENT + AUTH.
+        self.assertEqual(keywords[0], ["XCLIENT", "CAPA", "AUTH", "STAT", "QUIT"])
+        self.assertEqual(keywords[1:], [["XCLIENT", "AUTH", "STAT", "QUIT"]] * 2)
+        for session in fake.sessions:
+            self.assertEqual([cmd for cmd in session if cmd.startswith("AUTH")], [auth])
+
+    def test_capabilities_of_a_backend_without_auth_resp_code_are_asked_every_time(self):
+        # Without RFC 3206 codes a refusal cannot say whether the login we chose was wrong for the
+        # back-end or the password was: such a back-end is always asked first.
+        fake = FakePop3({}, xclient=True, capa=["USER", "SASL PLAIN", "PIPELINING"])
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
+        for _ in range(2):
+            self.connect(g).login("fay", "fay-pass")
+        self.assertEqual([[cmd.split(" ")[0] for cmd in s] for s in fake.sessions], [["XCLIENT", "CAPA", "AUTH"]] * 2)
+
+    def test_stale_capabilities_cost_one_temporary_failure_then_are_asked_again(self):
+        fake = FakePop3({"STAT": b"+OK 0 0\r\n"}, xclient=True,
+                        capa=["USER", "SASL PLAIN", "PIPELINING", "AUTH-RESP-CODE"])
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
+        self.connect(g).login("fay", "fay-pass")
+        fake.capa = ["USER", "PIPELINING", "AUTH-RESP-CODE"]  # reconfigured: no more SASL PLAIN
+        c = self.connect(g)
+        c.ok("USER fay")
+        line = c.command("PASS fay-pass")
+        self.assertTrue(line.startswith(b"-ERR [SYS/TEMP]"), line)  # not a wrong password
+        c.login("fay", "fay-pass")  # the same session tries again: CAPA, then USER/PASS
+        c.ok("STAT")
+        self.assertEqual([cmd.split(" ")[0] for cmd in fake.sessions[-1]], ["XCLIENT", "CAPA", "USER", "PASS", "STAT"])
 
     def test_sigterm_with_a_relayed_session(self):
         d = Dovecot("T", "127.0.0.49", {"finn": "finn-pass"})

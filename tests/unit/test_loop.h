@@ -22,6 +22,7 @@ class TestLoop {
   TestLoop() {
     uv_loop_init(&loop_);
     mailbox_ = std::make_shared<LoopMailbox>(&loop_);
+    mailbox_->bindToThisThread();  // the test's thread runs the loop
   }
   ~TestLoop() {
     if (mailbox_) shutdown();
