@@ -24,7 +24,6 @@ constexpr unsigned kProxyTtl = 4;
 constexpr uint32_t kSaslPlain = 1u << 0;
 constexpr uint32_t kUser = 1u << 1;
 constexpr uint32_t kAuthRespCode = 1u << 2;
-constexpr uint32_t kPipelining = 1u << 3;
 
 bool startsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -119,23 +118,21 @@ void Pop3BackendLogin::onGreeting(std::string_view line) {
 void Pop3BackendLogin::afterTls() {
   // Capabilities are only asked for now, inside TLS (RFC 2595 section 4: what was learnt before
   // STLS is discarded), and what is remembered of a back-end was learnt at this same point.
-  std::string batch = xclient_ ? xclientCommand(request_) : std::string();
   if (auto remembered = backend_.pop3_capabilities.recall()) {
     adopt(*remembered);
-    if (!xclient_ || pipelining_) {
-      State answer_state = State::Auth;
-      std::string login = loginCommand(answer_state);
-      if (login.empty()) return;
-      batch += login;
-      OPENSSL_cleanse(login.data(), login.size());
-      login_sent_ = true;
-      login_state_ = answer_state;
+    if (xclient_) {
+      // The login waits for XCLIENT's answer rather than being pipelined behind it: its +OK and
+      // the login's come from two Dovecot processes, and the second, held by Nagle until our
+      // delayed ACK of the first, would arrive 40 ms late. Sent after, it carries the ACK.
+      state_ = State::Xclient;
+      send(xclientCommand(request_));
+    } else {
+      sendLogin();
     }
-    state_ = xclient_ ? State::Xclient : login_state_;
-    send(std::move(batch));
     return;
   }
-  // XCLIENT and CAPA go in one write: Dovecot's own proxy pipelines XCLIENT the same way.
+  // XCLIENT and CAPA go in one write, answered together by the same process.
+  std::string batch = xclient_ ? xclientCommand(request_) : std::string();
   state_ = xclient_ ? State::Xclient : State::Capa;
   batch += "CAPA\r\n";
   send(std::move(batch));
@@ -146,9 +143,7 @@ void Pop3BackendLogin::onXclientAnswer(std::string_view line) {
     fail(BackendFailure::Unavailable, "back-end refused XCLIENT");
     return;
   }
-  if (login_sent_) {
-    state_ = login_state_;
-  } else if (from_memory_) {
+  if (from_memory_) {
     sendLogin();
   } else {
     state_ = State::Capa;
@@ -161,12 +156,11 @@ void Pop3BackendLogin::adopt(uint32_t learned) {
   sasl_plain_ = (learned & kSaslPlain) != 0;
   user_ = (learned & kUser) != 0;
   auth_resp_code_ = (learned & kAuthRespCode) != 0;
-  pipelining_ = (learned & kPipelining) != 0;
 }
 
 uint32_t Pop3BackendLogin::learned() const {
   return (sasl_plain_ ? kSaslPlain : 0) | (user_ ? kUser : 0) |
-         (auth_resp_code_ ? kAuthRespCode : 0) | (pipelining_ ? kPipelining : 0);
+         (auth_resp_code_ ? kAuthRespCode : 0);
 }
 
 void Pop3BackendLogin::onCapaLine(std::string_view line) {
@@ -197,7 +191,6 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
   const std::string cap = asciiUpper(line);
   if (cap == "USER") user_ = true;
   if (cap == "AUTH-RESP-CODE") auth_resp_code_ = true;
-  if (cap == "PIPELINING") pipelining_ = true;
   if (startsWith(cap, "SASL ")) {
     std::string_view mechs = cap;
     mechs.remove_prefix(5);
@@ -210,39 +203,33 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
   }
 }
 
-std::string Pop3BackendLogin::loginCommand(State& answer_state) {
+void Pop3BackendLogin::sendLogin() {
   if (sasl_plain_) {
     std::string plain = saslPlainMessage();
     std::string encoded = base64Encode(plain);
     OPENSSL_cleanse(plain.data(), plain.size());
     std::string command = "AUTH PLAIN " + encoded + "\r\n";
-    OPENSSL_cleanse(encoded.data(), encoded.size());
     if (command.size() <= kMaxCommandLine) {
-      answer_state = State::Auth;
-      return command;
+      state_ = State::Auth;
+    } else {
+      OPENSSL_cleanse(command.data(), command.size());
+      command = "AUTH PLAIN\r\n";
+      state_ = State::AuthContinue;
     }
-    OPENSSL_cleanse(command.data(), command.size());
-    answer_state = State::AuthContinue;
-    return "AUTH PLAIN\r\n";
+    OPENSSL_cleanse(encoded.data(), encoded.size());
+    send(std::move(command));
+    return;
   }
   if (capa_ok_ && !user_) {
     fail(BackendFailure::Unavailable, "back-end offers no way to send these credentials");
-    return {};
+    return;
   }
   if (!fitsOnLine(request_.user) || !fitsOnLine(request_.password.reveal())) {
     fail(BackendFailure::Unavailable, "credentials cannot be sent with USER/PASS");
-    return {};
+    return;
   }
-  answer_state = State::User;
-  return "USER " + request_.user + "\r\n";
-}
-
-void Pop3BackendLogin::sendLogin() {
-  State answer_state = State::Auth;
-  std::string command = loginCommand(answer_state);
-  if (command.empty()) return;
-  state_ = answer_state;
-  send(std::move(command));
+  state_ = State::User;
+  send("USER " + request_.user + "\r\n");
 }
 
 void Pop3BackendLogin::onLoginAnswer(std::string_view line) {

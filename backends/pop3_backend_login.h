@@ -1,8 +1,7 @@
 // The POP3 login dialogue with a back-end: greeting, optional STLS, XCLIENT carrying the client's
 // address when the greeting offers it (Dovecot, from login_trusted_networks), CAPA, then AUTH PLAIN
 // or USER/PASS. Each back-end reply is checked against the state that expects it. The CAPA answer
-// is remembered per back-end: later logins skip it and, where the back-end offers PIPELINING
-// (RFC 2449), send XCLIENT and the login in one write.
+// of a back-end with RFC 3206 codes is remembered: later logins to it skip CAPA.
 #pragma once
 
 #include <string>
@@ -30,8 +29,6 @@ class Pop3BackendLogin final : public BackendLogin {
   void onCapaLine(std::string_view line);
   void adopt(uint32_t learned);
   uint32_t learned() const;
-  // The first login command, with the state that expects its answer; empty after fail().
-  std::string loginCommand(State& answer_state);
   void sendLogin();
   void onLoginAnswer(std::string_view line);
   void refused(std::string_view line);

@@ -78,6 +78,10 @@ void ProxySession::startTls() {
 }
 
 void ProxySession::onRead(std::string_view data) {
+  if (phase_ == Phase::Authenticating) {
+    holdDuringLogin(data);
+    return;
+  }
   if (phase_ != Phase::PreAuth) return;  // draining after the goodbye
   preauth_bytes_in_ += data.size();
   timer_.restart(preauthIdleMs());
@@ -133,7 +137,6 @@ void ProxySession::onSaslStep(SaslServer::Step step) {
 void ProxySession::authenticate(std::string login, Secret password) {
   user_ = login;
   phase_ = Phase::Authenticating;
-  client_->readStop();
   flush();
   // Nothing with a NUL or without a password reaches the directory or a back-end.
   if (login.empty() || login.find('\0') != std::string::npos || password.empty() ||
@@ -205,6 +208,13 @@ void ProxySession::onBackendLogin(BackendLoginResult result) {
                                                            : LoginFailure::BackendUnavailable);
 }
 
+void ProxySession::holdDuringLogin(std::string_view data) {
+  // The client stays readable while the directory and the back-end answer: stopping and restarting
+  // it would cost two epoll_ctl() calls per login. Beyond a command line's worth it is paused.
+  held_input_.append(data);
+  if (held_input_.size() > ctx_.config->limits.max_line) client_->readStop();
+}
+
 void ProxySession::loginFailed(LoginFailure failure) {
   auto alive = alive_;
   onLoginFailed(failure);
@@ -213,13 +223,18 @@ void ProxySession::loginFailed(LoginFailure failure) {
   phase_ = Phase::PreAuth;
   client_->readStart();
   onResume();  // commands the client pipelined behind the failed login
-  if (*alive) flush();
+  if (!*alive) return;
+  flush();
+  std::string held = std::exchange(held_input_, {});
+  if (!held.empty() && !ending()) onRead(held);  // held again if it starts another login
+  if (*alive && held_end_ && phase_ == Phase::PreAuth) onEnd();
 }
 
 void ProxySession::startRelay(BackendLoginResult result) {
   backend_ = std::move(result.stream);
   phase_ = Phase::Relaying;
   std::string pipelined = onLoggedIn(result);
+  pipelined += std::exchange(held_input_, {});
   flush();
   RelayObserver& observer = *this;
   relay_ = std::make_unique<Relay>(ctx_.loop, *client_, *backend_, observer);
@@ -229,6 +244,7 @@ void ProxySession::startRelay(BackendLoginResult result) {
   if (*alive && !pipelined.empty() && phase_ == Phase::Relaying) {
     relay_->inject(RelaySide::Client, pipelined);
   }
+  if (*alive && held_end_ && phase_ == Phase::Relaying) relay_->injectEnd(RelaySide::Client);
   if (*alive && phase_ == Phase::Relaying) armIdleTimer(relayIdleMs());
 }
 
@@ -275,6 +291,10 @@ void ProxySession::onRelayEnded(RelaySide side, bool error, std::string_view rea
 }
 
 void ProxySession::onEnd() {
+  if (phase_ == Phase::Authenticating) {
+    held_end_ = true;  // after what it sent before: the login goes on, and so may the session
+    return;
+  }
   client_ended_ = true;
   if (phase_ == Phase::Closing) {
     closeNow();

@@ -127,6 +127,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void onAuthResult(AuthResult result, Secret password);
   void onBackendLogin(BackendLoginResult result);
   void loginFailed(LoginFailure failure);
+  void holdDuringLogin(std::string_view data);
   void startRelay(BackendLoginResult result);
   void armIdleTimer(unsigned ms);
   void closeNow();
@@ -134,6 +135,10 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   std::unique_ptr<Stream> client_;
   std::unique_ptr<Stream> backend_;
   std::string out_;
+  // What the client sent while its login was being checked, and whether it closed meanwhile:
+  // for the back-end after a successful login, for the parser after a failed one.
+  std::string held_input_;
+  bool held_end_ = false;
   Timer timer_;
   Phase phase_ = Phase::PreAuth;
   std::optional<SaslServer> sasl_;  // set while a SASL exchange is in progress

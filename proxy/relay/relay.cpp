@@ -19,7 +19,9 @@ Relay::Relay(uv_loop_t* loop, Stream& client, Stream& backend, RelayObserver& ob
   backend_.peer_side = &client_;
 }
 
-Relay::~Relay() { detach(); }
+Relay::~Relay() {
+  detach();
+}
 
 void Relay::start() {
   client_.self->setHandler(&client_);
@@ -40,6 +42,10 @@ void Relay::passEnd(RelaySide side) {
 
 void Relay::inject(RelaySide from, std::string_view data) {
   (from == RelaySide::Client ? client_ : backend_).onRead(data);
+}
+
+void Relay::injectEnd(RelaySide from) {
+  (from == RelaySide::Client ? client_ : backend_).onEnd();
 }
 
 void Relay::Side::onRead(std::string_view data) {

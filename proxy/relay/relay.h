@@ -2,11 +2,11 @@
 // more than the high watermark queued stops reading until the peer drains below the low mark.
 #pragma once
 
+#include <uv.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include <uv.h>
 
 #include "proxy/net/stream.h"
 
@@ -51,6 +51,8 @@ class Relay {
   uint64_t lastActivityMs() const { return last_activity_ms_; }
   // Relay bytes from a side as if read (bytes a session buffered before the relay started).
   void inject(RelaySide from, std::string_view data);
+  // As if `from` had ended its stream now (an end read before the relay existed).
+  void injectEnd(RelaySide from);
 
  private:
   struct Side final : StreamHandler {

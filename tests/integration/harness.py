@@ -916,6 +916,77 @@ class Gatehouse:
 # fake back-end for faults a real server cannot show
 
 
+class GatedForwarder:
+    """A TCP forwarder from 127.0.0.1:0 to a real server that holds back what the server sends until
+    release(): a back-end whose greeting comes late, on cue. `accepted` is set once a connection came in."""
+
+    def __init__(self, ip, port):
+        self.target = (ip, port)
+        self.accepted = threading.Event()
+        self._released = threading.Event()
+        self._sockets = []
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, name="GatedForwarder", daemon=True)
+        self._thread.start()
+        _register(self)
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+                up = socket.create_connection(self.target, timeout=IO_TIMEOUT)
+            except OSError:
+                return
+            up.settimeout(None)
+            self._sockets += [conn, up]
+            self.accepted.set()
+            threading.Thread(target=self._pump, args=(conn, up, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, conn, self._released), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst, gate):
+        if gate is not None:
+            gate.wait(IO_TIMEOUT)
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def backend_config(self, name):
+        return {"name": name, "address": "127.0.0.1", "ports": {"imap": self.port, "pop3": self.port},
+                "tls": "none"}
+
+    def release(self):
+        self._released.set()
+
+    def stop(self):
+        self._released.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(timeout=5)
+        for s in self._sockets:
+            s.close()
+        _unregister(self)
+
+
+def unread_bytes(port, peer_port):
+    """Recv-Q of the local TCP socket 127.0.0.1:port connected to :peer_port (None if there is none)."""
+    out = subprocess.run(["ss", "-tnH", "src", f"127.0.0.1:{port}", "dst", f"127.0.0.1:{peer_port}"],
+                         capture_output=True, text=True, timeout=10).stdout.split()
+    return int(out[1]) if len(out) > 1 else None
+
+
 class FakeBackend:
     """A TCP server on ip:0 in a thread. mode:
     "silent"      accepts and never sends anything (a hung back-end);

@@ -21,8 +21,9 @@ import unittest
 import uuid
 
 import harness
-from harness import (Dovecot, FakeBackend, Gatehouse, ImapClient, Literal, client_tls_context, closed_port,
-                     listener, make_message, plain_sasl, untagged_capabilities, user)
+from harness import (IO_TIMEOUT, Dovecot, FakeBackend, GatedForwarder, Gatehouse, ImapClient, Literal, client_tls_context,
+                     closed_port, listener, make_message, plain_sasl, unread_bytes, untagged_capabilities, user,
+                     wait_for)
 
 ALICE_PW = "alice-pass"
 BOB_PW = "bob-pass"
@@ -476,6 +477,35 @@ class ImapProxyTest(GatehouseTestCase):
         text = self.g.stderr_text()
         assert_no_password(self, text, PASSWORDS)
         self.assertNotIn(plain_sasl("bob", WRONG_PW), text)
+
+    # ---- a client that closes while its login is being checked
+
+    def test_client_that_closes_during_its_login_still_gets_every_answer(self):
+        ok_gate, no_gate = GatedForwarder(self.A.ip, self.A.imap_port), GatedForwarder(self.A.ip, self.A.imap_port)
+        for gate in (ok_gate, no_gate):
+            self.addCleanup(gate.stop)
+        g = self.new_gatehouse([ok_gate.backend_config("G1"), no_gate.backend_config("G2")],
+                               [user("alice", ALICE_PW, "G1"), user("ghost", GHOST_PW, "G2")],
+                               timeouts=REAL_BACKEND_TIMEOUTS)
+        for login, pw, gate, expected in (
+                ("alice", ALICE_PW, ok_gate, [b"a OK", b"b OK", b"* BY", b"c OK"]),
+                ("ghost", GHOST_PW, no_gate, [b"a NO", b"b BA", b"* BY", b"c OK"])):
+            s = socket.create_connection(("127.0.0.1", g.ports["plain"]), timeout=IO_TIMEOUT)
+            self.addCleanup(s.close)
+            f = s.makefile("rb")
+            self.assertTrue(f.readline().startswith(b"* OK"))
+            s.sendall(b'a LOGIN %s "%s"\r\nb SELECT INBOX\r\nc LOGOUT\r\n' % (login.encode(), pw.encode()))
+            s.shutdown(socket.SHUT_WR)
+            # Gatehouse is now logging in to the held back-end, and has read what followed the LOGIN
+            # (and so the close behind it) while it waits.
+            self.assertTrue(gate.accepted.wait(IO_TIMEOUT))
+            local_port = s.getsockname()[1]
+            wait_for(lambda: unread_bytes(g.ports["plain"], local_port) == 0, IO_TIMEOUT,
+                     "Gatehouse to read the commands behind LOGIN")
+            gate.release()
+            lines = [l for l in f.read().split(b"\r\n") if l]
+            answers = [l[:4] for l in lines if not l.startswith(b"* ") or l.startswith(b"* BYE")]
+            self.assertEqual(answers, expected, lines)
 
     # ---- shutdown of a relayed session
 

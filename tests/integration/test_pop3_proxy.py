@@ -623,7 +623,7 @@ class Pop3BackendFailureTest(Pop3TestCase):
         c.send(b"RETR 1\r\n")
         self.assertEqual(c.read_until_eof(), [b"+OK 100 octets", b"Subject: cut"])  # nothing appended
 
-    def test_backend_capabilities_are_asked_once_then_login_is_pipelined(self):
+    def test_backend_capabilities_are_asked_once_then_capa_is_skipped(self):
         fake = FakePop3({"STAT": b"+OK 0 0\r\n", "QUIT": b"+OK bye\r\n"}, xclient=True,
                         capa=["USER", "SASL PLAIN", "PIPELINING", "AUTH-RESP-CODE"])
         self.addCleanup(fake.stop)
@@ -636,7 +636,7 @@ class Pop3BackendFailureTest(Pop3TestCase):
             c.ok("QUIT")
             c.read_until_eof()
         keywords = [[cmd.split(" ")[0] for cmd in s] for s in fake.sessions]
-        # The first login learns what the back-end offers; the others go straight to XCLIENT + AUTH.
+        # The first login learns what the back-end offers; the others go straight from XCLIENT to AUTH.
         self.assertEqual(keywords[0], ["XCLIENT", "CAPA", "AUTH", "STAT", "QUIT"])
         self.assertEqual(keywords[1:], [["XCLIENT", "AUTH", "STAT", "QUIT"]] * 2)
         for session in fake.sessions:
