@@ -34,15 +34,12 @@ class Pop3BackendLogin final : public BackendLogin {
   void refused(std::string_view line);
 
   State state_ = State::Greeting;
-  bool xclient_ = false;             // the greeting said "[XCLIENT]": we are a trusted proxy
-  bool capa_ok_ = false;             // CAPA answered +OK (else nothing is known, try USER)
-  bool sasl_plain_ = false;          // CAPA: "SASL ... PLAIN ..."
-  bool user_ = false;                // CAPA: "USER"
-  bool auth_resp_code_ = false;      // CAPA: "AUTH-RESP-CODE": a refusal without [AUTH] is not one
-  bool pipelining_ = false;          // CAPA: "PIPELINING"
-  bool from_memory_ = false;         // what CAPA says was remembered, not asked this time
-  bool login_sent_ = false;          // the login went out together with XCLIENT
-  State login_state_ = State::Auth;  // the state that expects the answer to that login
+  bool xclient_ = false;         // the greeting said "[XCLIENT]": we are a trusted proxy
+  bool capa_ok_ = false;         // CAPA answered +OK (else nothing is known, try USER)
+  bool sasl_plain_ = false;      // CAPA: "SASL ... PLAIN ..."
+  bool user_ = false;            // CAPA: "USER"
+  bool auth_resp_code_ = false;  // CAPA: "AUTH-RESP-CODE": a refusal without [AUTH] is not one
+  bool from_memory_ = false;     // what CAPA says was remembered, not asked this time
   unsigned capa_lines_ = 0;
 };
 
