@@ -11,33 +11,15 @@ Variants are interleaved and repeated; compare them within one run only.
 """
 import argparse
 import base64
-import os
 import socket
+
+from proc_cpu import tree_cpu_seconds
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--cycles", type=int, default=400)
 ap.add_argument("--reps", type=int, default=2)
 a = ap.parse_args()
 HOST, IMAP, POP3 = "127.0.1.1", 20143, 20110  # back-end A: even users
-
-
-def tree_cpu_seconds(root):
-    stats = {}
-    for p in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(p)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
-    children = {}
-    for pid, (ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += stats.get(pid, (0, 0))[1]
-        todo += children.get(pid, [])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def connect(port):
@@ -101,8 +83,8 @@ VARIANTS = {
 root = int(open("/tmp/bench-dovA/run/master.pid").read().split()[0])
 for rep in range(a.reps):
     for name, cycle in VARIANTS.items():
-        before = tree_cpu_seconds(root)
+        before = tree_cpu_seconds([root])
         for k in range(a.cycles):
             cycle((2 * k) % 1000)
-        per = (tree_cpu_seconds(root) - before) / a.cycles * 1000
+        per = (tree_cpu_seconds([root]) - before) / a.cycles * 1000
         print(f"rep {rep + 1}  {name:32s} {per:6.3f} ms Dovecot CPU per cycle", flush=True)

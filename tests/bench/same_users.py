@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from proc_cpu import tree_cpu_seconds
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 RIG = "/tmp/bench"
@@ -31,25 +33,6 @@ ap.add_argument("--conc", type=int, default=16)
 ap.add_argument("--duration", type=int, default=8)
 ap.add_argument("--reps", type=int, default=2)
 a = ap.parse_args()
-
-
-def tree_cpu_seconds(root):
-    stats = {}
-    for p in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(p)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
-    children = {}
-    for pid, (ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += stats.get(pid, (0, 0))[1]
-        todo += children.get(pid, [])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pid_of(path):
@@ -81,11 +64,11 @@ try:
     results = {}
     for rep in range(a.reps):
         for name, target in variants.items():
-            before = {k: sum(tree_cpu_seconds(p) for p in v) for k, v in trees.items()}
+            before = {k: tree_cpu_seconds(v) for k, v in trees.items()}
             out = subprocess.run([os.path.join(RIG, "mailload"), "-m", a.mode, "-c", str(a.conc), "-d",
                                   str(a.duration), "--users", "1000"] + target,
                                  capture_output=True, text=True, timeout=a.duration + 60).stdout
-            after = {k: sum(tree_cpu_seconds(p) for p in v) for k, v in trees.items()}
+            after = {k: tree_cpu_seconds(v) for k, v in trees.items()}
             js = json.loads(next(l[5:] for l in out.splitlines() if l.startswith("JSON ")))
             ok = max(js["ok"], 1)
             row = {"rate": js["rate"], "errors": js["errors"],

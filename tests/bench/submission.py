@@ -58,12 +58,12 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import harness  # noqa: E402
 from harness import Dovecot, Gatehouse, listener, user, wait_for  # noqa: E402
 from postfix import Postfix  # noqa: E402
+from proc_cpu import TICK, process_table, tree_ticks  # noqa: E402
 
 ALICE, ALICE_PW = "alice@example.com", "alice-bench-pass"
 BOB, BOB_PW = "bob@example.com", "bob-bench-pass"
 IP = "127.0.0.1"
 STEPS = ("greeting", "ehlo", "auth", "mail", "rcpt", "data", "eod", "quit")
-TICK = os.sysconf("SC_CLK_TCK")
 IO_TIMEOUT = 10.0  # one reply; a whole cycle gets len(STEPS) of these at most
 DRAIN_TIMEOUT = 120.0
 
@@ -152,47 +152,7 @@ def nothing_listening(ports):
 
 
 # ---------------------------------------------------------------------------------------------------
-# CPU accounting from /proc
-
-
-def _stat_fields(pid):
-    """(ppid, utime+stime, cutime+cstime) in clock ticks, or None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    rest = raw[raw.rindex(b")") + 2:].split()  # comm may hold spaces and parentheses
-    return int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14])
-
-
-def process_table():
-    """{pid: (ppid, own ticks, reaped children's ticks)} for every process."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = _stat_fields(int(name))
-            if fields is not None:
-                table[int(name)] = fields
-    return table
-
-
-def tree_ticks(table, root):
-    """CPU ticks a process tree has used so far: every live member's own time plus the time of the members
-    it has reaped (cutime/cstime). A child that exits is reaped by its parent in the tree, so its time moves
-    from its own entry to its parent's cutime and the sum only grows."""
-    if root not in table:
-        return 0
-    children = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        _, own, reaped = table[pid]
-        total += own + reaped
-        todo.extend(children.get(pid, ()))
-    return total
+# CPU accounting from /proc (process trees: proc_cpu.py)
 
 
 def machine_ticks():
