@@ -189,6 +189,19 @@ void TlsStream::close() {
   transport_->close();
 }
 
+bool TlsStream::closeGracefully() {
+  if (state_ != State::kOpen || shutdown_requested_ || hasBufferedInput() ||
+      !pending_plain_.empty()) {
+    shutdownWrite();
+    return false;
+  }
+  shutdown_requested_ = true;
+  writeCloseNotify();
+  if (!transport_->closeGracefully()) return false;
+  close();
+  return true;
+}
+
 std::string TlsStream::serverName() const {
   const char* name = ssl_ ? SSL_get_servername(ssl_.get(), TLSEXT_NAMETYPE_host_name) : nullptr;
   return name != nullptr ? name : "";
@@ -358,11 +371,15 @@ bool TlsStream::encrypt(std::string_view plaintext, std::string& error) {
 }
 
 void TlsStream::sendCloseNotify() {
+  writeCloseNotify();
+  transport_->shutdownWrite();
+}
+
+void TlsStream::writeCloseNotify() {
   ERR_clear_error();
   SSL_shutdown(ssl_.get());  // 0: sent ours, the peer's is still to come; that is all we need
   ERR_clear_error();
   flushOutput();
-  transport_->shutdownWrite();
 }
 
 void TlsStream::flushOutput() {

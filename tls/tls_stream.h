@@ -43,6 +43,8 @@ class TlsStream : public Stream, private StreamHandler {
   // close_notify, then the transport's FIN (deferred until the handshake completes).
   void shutdownWrite() override;
   void close() override;
+  // close_notify, then the transport's own graceful close.
+  bool closeGracefully() override;
   bool isTls() const override { return true; }
   // Server: the SNI the client asked for. Client: the SNI we sent. Empty if none.
   std::string serverName() const override;
@@ -70,7 +72,8 @@ class TlsStream : public Stream, private StreamHandler {
   bool advanceHandshake(std::string& error);
   bool deliverPlaintext();                                       // false if destroyed
   bool encrypt(std::string_view plaintext, std::string& error);  // false on an SSL error
-  void sendCloseNotify();
+  void sendCloseNotify();   // close_notify and the transport's FIN
+  void writeCloseNotify();  // close_notify only
   void flushOutput();
   bool handleTransportEnd();            // false if destroyed
   void fail(std::string reason);        // from a transport event: report now

@@ -11,6 +11,10 @@ namespace {
 // How long a client may take to close after our goodbye before we close on it.
 constexpr unsigned kLingerMs = 2000;
 
+bool clientAskedToEnd(std::string_view outcome) {
+  return outcome == "logout" || outcome == "quit";
+}
+
 const char* authStatusName(AuthStatus s) {
   switch (s) {
     case AuthStatus::Ok:
@@ -334,8 +338,14 @@ void ProxySession::finish(std::string_view bye, std::string outcome) {
     closeNow();
     return;
   }
-  // Lingering close: FIN after the goodbye, then wait briefly for the client's own close so
-  // that unread input does not turn into a reset that destroys the goodbye in flight.
+  // A client answered after its own LOGOUT or QUIT sends nothing more: if nothing of it is
+  // unread, closing now cannot reset. Otherwise linger: FIN after the goodbye, then wait briefly
+  // for the client's own close so that unread input does not turn into a reset that destroys
+  // the goodbye in flight.
+  if (clientAskedToEnd(outcome_) && client_->closeGracefully()) {
+    closeNow();
+    return;
+  }
   client_->setHandler(this);
   client_->shutdownWrite();
   client_->readStart();

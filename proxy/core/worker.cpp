@@ -100,7 +100,7 @@ void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection,
   context.over_limit = over_limit;
   context.local_address = local_address.empty() ? localAddress(connection.get()) : local_address;
   uint64_t id = context.id;
-  auto stream = std::make_unique<TcpStream>(std::move(connection));
+  auto stream = std::make_unique<TcpStream>(std::move(connection), TcpStream::NoDelay::AlreadySet);
   auto session = spec.factory(std::move(context), std::move(stream));
   Session* raw = session.get();
   sessions_.emplace(id, Entry{std::move(session), std::move(client_ip), !over_limit});

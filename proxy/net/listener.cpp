@@ -38,6 +38,8 @@ std::string Listener::listen(const std::string& address, uint16_t port, int back
   // libuv 1.44 has no UV_TCP_REUSEPORT; set it on the fresh socket before bind.
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) return "SO_REUSEPORT failed";
   rc = uv_tcp_bind(tcp_.get(), reinterpret_cast<sockaddr*>(&addr), 0);
+  // Inherited by every accepted socket (see TcpStream::NoDelay).
+  if (rc == 0) rc = uv_tcp_nodelay(tcp_.get(), 1);
   if (rc == 0) rc = uv_listen(tcp_.stream(), backlog, onConnection);
   if (rc != 0) {
     tcp_.reset();

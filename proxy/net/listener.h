@@ -1,5 +1,6 @@
 // A listening TCP socket with SO_REUSEPORT, so that every worker loop binds its own socket on
-// the same address and the kernel spreads the accepts.
+// the same address and the kernel spreads the accepts. Accepted sockets have TCP_NODELAY: they
+// inherit it from the listening socket.
 #pragma once
 
 #include <uv.h>

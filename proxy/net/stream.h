@@ -39,6 +39,13 @@ class Stream {
   virtual void shutdownWrite() = 0;
   // Closes at once; no callback reaches the handler afterwards. Idempotent.
   virtual void close() = 0;
+  // shutdownWrite(), then close() at once if that cannot turn into a reset: nothing is left to
+  // send and nothing unread has arrived. Returns true if closed. On false the stream stays open
+  // half-closed and the owner should linger (read until the peer closes) before closing.
+  virtual bool closeGracefully() {
+    shutdownWrite();
+    return false;
+  }
 
   virtual bool isTls() const { return false; }
   // Negotiated SNI name (server side TLS), or empty.

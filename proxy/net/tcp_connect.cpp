@@ -14,15 +14,23 @@ void TcpConnector::connect(const std::string& ip, uint16_t port, unsigned timeou
       uv_ip6_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
     rc = UV_EINVAL;
   }
-  if (rc == 0) rc = tcp_.init(this, [this](uv_tcp_t* t) { return uv_tcp_init(loop_, t); });
+  UvHandle<uv_tcp_t> tcp;
+  if (rc == 0) rc = tcp.init(nullptr, [this](uv_tcp_t* t) { return uv_tcp_init(loop_, t); });
   if (rc == 0) {
+    stream_ = std::make_unique<TcpStream>(std::move(tcp));
     auto request = std::make_unique<uv_connect_t>();
-    rc = uv_tcp_connect(request.get(), tcp_.get(), reinterpret_cast<sockaddr*>(&addr), onConnected);
+    request->data = this;
+    rc = uv_tcp_connect(request.get(), stream_->handle(), reinterpret_cast<sockaddr*>(&addr),
+                        onConnected);
     if (rc == 0) request.release();  // owned by libuv until onConnected
   }
-  if (rc != 0) {
+  if (rc == 0) {
+    // libuv reports the connection before any read, so the stream has its handler by then. One
+    // epoll registration then covers both; reading after the connection would need two more.
+    stream_->readStart();
+  } else {
     // Reported from the timer like every other outcome: never on the caller's stack.
-    tcp_.reset();
+    stream_.reset();
     early_error_ = uv_strerror(rc);
     timeout_ms = 0;
   }
@@ -31,16 +39,16 @@ void TcpConnector::connect(const std::string& ip, uint16_t port, unsigned timeou
 
 void TcpConnector::onConnected(uv_connect_t* req, int status) {
   std::unique_ptr<uv_connect_t> request(req);
-  auto* self = ownerOf<TcpConnector>(req->handle);
-  if (self == nullptr) return;
+  // The stream is the handle's owner until the connector (which owns the stream) lets go.
+  if (ownerOf<TcpStream>(req->handle) == nullptr) return;
+  auto* self = static_cast<TcpConnector*>(req->data);
   if (status != 0) {
     self->finish(uv_strerror(status));
     return;
   }
   self->timer_.reset();
-  auto stream = std::make_unique<TcpStream>(std::move(self->tcp_));
   auto done = std::move(self->done_);
-  done(std::move(stream), {});
+  done(std::move(self->stream_), {});
 }
 
 void TcpConnector::onTimeout(uv_timer_t* timer) {
@@ -51,7 +59,7 @@ void TcpConnector::onTimeout(uv_timer_t* timer) {
 
 void TcpConnector::finish(std::string error) {
   timer_.reset();
-  tcp_.reset();
+  stream_.reset();
   if (!done_) return;
   auto done = std::move(done_);
   done(nullptr, std::move(error));

@@ -15,7 +15,8 @@ namespace gatehouse {
 
 class TcpConnector {
  public:
-  // On success `stream` is set and `error` is empty.
+  // On success `stream` is set and `error` is empty. The stream is reading already (that spares
+  // an epoll_ctl() per connection): give it a handler before the callback returns.
   using Callback = std::function<void(std::unique_ptr<TcpStream> stream, std::string error)>;
 
   TcpConnector(uv_loop_t* loop, Callback done);
@@ -33,7 +34,7 @@ class TcpConnector {
 
   uv_loop_t* loop_;
   Callback done_;
-  UvHandle<uv_tcp_t> tcp_;
+  std::unique_ptr<TcpStream> stream_;  // connecting; handed over once connected
   UvHandle<uv_timer_t> timer_;
   std::string early_error_;
 };

@@ -1,5 +1,7 @@
 #include "proxy/net/tcp_stream.h"
 
+#include <sys/ioctl.h>
+
 #include <memory>
 
 namespace gatehouse {
@@ -33,17 +35,18 @@ struct TcpStream::WriteRequest {
   std::string data;
 };
 
-TcpStream::TcpStream(UvHandle<uv_tcp_t> tcp) : tcp_(std::move(tcp)) {
+TcpStream::TcpStream(UvHandle<uv_tcp_t> tcp, NoDelay nodelay) : tcp_(std::move(tcp)) {
   tcp_->data = this;
-  uv_tcp_nodelay(tcp_.get(), 1);
+  if (nodelay == NoDelay::Set) uv_tcp_nodelay(tcp_.get(), 1);
 }
 
-TcpStream::~TcpStream() { close(); }
+TcpStream::~TcpStream() {
+  close();
+}
 
 void TcpStream::readStart() {
   if (!tcp_ || reading_ || failed_) return;
-  reading_ = true;
-  uv_read_start(tcp_.stream(), onAlloc, onReadDone);
+  reading_ = uv_read_start(tcp_.stream(), onAlloc, onReadDone) == 0;
 }
 
 void TcpStream::readStop() {
@@ -84,6 +87,20 @@ void TcpStream::close() {
   handler_ = nullptr;
   reading_ = false;
   tcp_.reset();
+}
+
+bool TcpStream::closeGracefully() {
+  if (tcp_ && queued_ == 0 && !shut_down_ && !failed_) {
+    // close() sends the FIN that shutdown() would; only unread input would make it a reset.
+    uv_os_fd_t fd = -1;
+    int unread = 0;
+    if (uv_fileno(tcp_.base(), &fd) == 0 && ioctl(fd, FIONREAD, &unread) == 0 && unread == 0) {
+      close();
+      return true;
+    }
+  }
+  shutdownWrite();
+  return false;
 }
 
 void TcpStream::onAlloc(uv_handle_t*, size_t, uv_buf_t* buf) {

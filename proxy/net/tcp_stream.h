@@ -13,8 +13,12 @@ namespace gatehouse {
 
 class TcpStream final : public Stream {
  public:
-  // Takes a handle that is connected (accepted or after uv_tcp_connect). Sets TCP_NODELAY.
-  explicit TcpStream(UvHandle<uv_tcp_t> tcp);
+  // Whether the socket still needs TCP_NODELAY. Linux copies it from a listening socket to the
+  // sockets it accepts, so a Listener sets it once and spares a setsockopt() per connection.
+  enum class NoDelay { Set, AlreadySet };
+
+  // Takes a handle that is connected (accepted or after uv_tcp_connect).
+  explicit TcpStream(UvHandle<uv_tcp_t> tcp, NoDelay nodelay = NoDelay::Set);
   ~TcpStream() override;
 
   void setHandler(StreamHandler* handler) override { handler_ = handler; }
@@ -24,6 +28,9 @@ class TcpStream final : public Stream {
   size_t queuedBytes() const override { return queued_; }
   void shutdownWrite() override;
   void close() override;
+  bool closeGracefully() override;
+
+  uv_tcp_t* handle() const { return tcp_.get(); }
 
  private:
   struct WriteRequest;

@@ -421,6 +421,25 @@ class ImapProxyTest(GatehouseTestCase):
         finally:
             self.assertEqual(m.logout()[0], "BYE")
 
+    def test_logout_over_tls_ends_with_close_notify(self):
+        # After LOGOUT Gatehouse closes without waiting for the client; over TLS the close must still
+        # be clean: every answer, then close_notify, then the FIN (ssl raises SSLEOFError otherwise).
+        for name, commands in (("answered by Gatehouse", "b LOGOUT\r\n"),
+                               ("relayed from the back-end", f"a LOGIN alice {ALICE_PW}\r\nb LOGOUT\r\n")):
+            with self.subTest(name):
+                raw = socket.create_connection(("127.0.0.1", self.g.ports["imaps"]), timeout=IO_TIMEOUT)
+                with client_tls_context().wrap_socket(raw, server_hostname="mail.example.test",
+                                                      suppress_ragged_eofs=False) as tls:
+                    tls.sendall(commands.encode())
+                    received = b""
+                    for _ in range(1000):  # bounded: each recv has the socket's timeout
+                        chunk = tls.recv(65536)
+                        if not chunk:
+                            break
+                        received += chunk
+                    self.assertIn(b"\r\n* BYE ", received)
+                    self.assertRegex(received, rb"\r\nb OK [^\r\n]*\r\n$")
+
     def curl(self, url):
         if shutil.which("curl") is None:
             self.skipTest("curl not installed")

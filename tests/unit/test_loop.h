@@ -29,6 +29,7 @@ class TestLoop {
   }
 
   std::shared_ptr<LoopMailbox> mailbox() const { return mailbox_; }
+  uv_loop_t* loop() { return &loop_; }
 
   // Runs until `done` returns true or kLoopTimeoutMs pass; returns done().
   template <typename Done>

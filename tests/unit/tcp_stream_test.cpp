@@ -1,0 +1,152 @@
+// TcpStream, Listener and TcpConnector over real loopback sockets: the shortcuts they take to save
+// system calls (TCP_NODELAY inherited from the listener, reading before the connection is up,
+// closing without lingering) must not cost a byte or a socket option.
+#include "proxy/net/tcp_stream.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+
+#include "proxy/net/listener.h"
+#include "proxy/net/tcp_connect.h"
+#include "tests/unit/test_loop.h"
+
+namespace gatehouse {
+namespace {
+
+using testing::TestLoop;
+
+struct Recorder : StreamHandler {
+  std::string data;
+  bool ended = false;
+  std::string error;
+  void onRead(std::string_view d) override { data.append(d); }
+  void onEnd() override { ended = true; }
+  void onError(std::string_view reason) override { error.assign(reason); }
+};
+
+int fdOf(const TcpStream& stream) {
+  uv_os_fd_t fd = -1;
+  REQUIRE(uv_fileno(reinterpret_cast<uv_handle_t*>(stream.handle()), &fd) == 0);
+  return fd;
+}
+
+int noDelay(const TcpStream& stream) {
+  int on = -1;
+  socklen_t len = sizeof on;
+  REQUIRE(getsockopt(fdOf(stream), IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0);
+  return on;
+}
+
+int unreadBytes(const TcpStream& stream) {
+  int unread = -1;
+  REQUIRE(ioctl(fdOf(stream), FIONREAD, &unread) == 0);
+  return unread;
+}
+
+// A listener on an ephemeral loopback port and a client connected to it, both as TcpStreams the
+// way the worker and the back-end login make them. The server may greet from its accept.
+class Connection {
+ public:
+  explicit Connection(TestLoop& loop, std::string greeting = {})
+      : listener_(loop.loop(), [this, greeting](UvHandle<uv_tcp_t> tcp, const std::string&) {
+          server = std::make_unique<TcpStream>(std::move(tcp), TcpStream::NoDelay::AlreadySet);
+          server->setHandler(&server_seen);
+          if (!greeting.empty()) server->write(greeting);
+        }) {
+    REQUIRE(listener_.listen("127.0.0.1", 0).empty());
+    connector_ = std::make_unique<TcpConnector>(
+        loop.loop(), [this](std::unique_ptr<TcpStream> stream, std::string error) {
+          connect_error = std::move(error);
+          client = std::move(stream);
+          if (client) client->setHandler(&client_seen);
+          connected = true;
+        });
+    connector_->connect("127.0.0.1", listener_.boundPort(), 2000);
+    REQUIRE(loop.runUntil([this] { return connected && server != nullptr; }));
+    REQUIRE(connect_error.empty());
+    REQUIRE(client != nullptr);
+  }
+
+  std::unique_ptr<TcpStream> server;
+  std::unique_ptr<TcpStream> client;
+  Recorder server_seen;
+  Recorder client_seen;
+  bool connected = false;
+  std::string connect_error;
+
+ private:
+  Listener listener_;
+  std::unique_ptr<TcpConnector> connector_;
+};
+
+TEST_CASE("accepted and connected sockets have TCP_NODELAY, the accepted ones from the listener",
+          "[tcp]") {
+  TestLoop loop;
+  {
+    Connection c(loop);
+    CHECK(noDelay(*c.server) == 1);
+    CHECK(noDelay(*c.client) == 1);
+  }
+  REQUIRE(loop.shutdown() == 0);
+}
+
+TEST_CASE("a connected stream reads without readStart(): a greeting sent at accept arrives",
+          "[tcp]") {
+  TestLoop loop;
+  {
+    Connection c(loop, "* OK hello\r\n");
+    REQUIRE(loop.runUntil([&] { return c.client_seen.data.size() >= 12; }));
+    CHECK(c.client_seen.data == "* OK hello\r\n");
+    // readStart() on a stream that reads already changes nothing.
+    c.client->readStart();
+    c.server->write("more\r\n");
+    REQUIRE(loop.runUntil([&] { return c.client_seen.data.size() >= 18; }));
+    CHECK(c.client_seen.data == "* OK hello\r\nmore\r\n");
+  }
+  REQUIRE(loop.shutdown() == 0);
+}
+
+TEST_CASE("closeGracefully closes at once when nothing is unread, and the peer sees a FIN",
+          "[tcp]") {
+  TestLoop loop;
+  {
+    Connection c(loop);
+    c.server->readStart();
+    c.server->write("* BYE\r\n");
+    REQUIRE(c.server->closeGracefully());
+    REQUIRE(loop.runUntil([&] { return c.client_seen.ended || !c.client_seen.error.empty(); }));
+    CHECK(c.client_seen.data == "* BYE\r\n");
+    CHECK(c.client_seen.ended);
+    CHECK(c.client_seen.error.empty());
+  }
+  REQUIRE(loop.shutdown() == 0);
+}
+
+TEST_CASE("closeGracefully lingers half-closed when input is unread (a close would reset)",
+          "[tcp]") {
+  TestLoop loop;
+  {
+    Connection c(loop);
+    c.server->readStop();
+    c.client->write("b NOOP\r\n");
+    REQUIRE(loop.runUntil([&] { return unreadBytes(*c.server) == 8; }));
+    c.server->write("* BYE\r\n");
+    REQUIRE_FALSE(c.server->closeGracefully());
+    // The FIN went out after the goodbye; the server can still read what the client sent.
+    REQUIRE(loop.runUntil([&] { return c.client_seen.ended; }));
+    CHECK(c.client_seen.data == "* BYE\r\n");
+    c.server->readStart();
+    REQUIRE(loop.runUntil([&] { return c.server_seen.data.size() >= 8; }));
+    CHECK(c.server_seen.data == "b NOOP\r\n");
+  }
+  REQUIRE(loop.shutdown() == 0);
+}
+
+}  // namespace
+}  // namespace gatehouse
