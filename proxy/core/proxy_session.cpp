@@ -173,25 +173,34 @@ void ProxySession::onAuthResult(AuthResult result, Secret password) {
                                                         : LoginFailure::DirectoryTempFail);
     return;
   }
-  const Backend* backend = ctx_.backends->find(backendFor(result.route.backend));
-  if (backend == nullptr || backend->port(protocol_) == 0) {
-    // The directory named a host the configuration does not: never connect to it.
-    log::error("route to unconfigured back-end", {{"session", sessionId()},
-                                                  {"user", user_},
-                                                  {"backend", result.route.backend},
-                                                  {"protocol", protocolName(protocol_)}});
-    loginFailed(LoginFailure::BackendUnavailable);
-    return;
-  }
   user_ = result.route.user;
-  backend_name_ = backend->config.name;
   BackendLoginRequest request;
   request.user = result.route.user;
   request.password = std::move(password);
   splitAddress(ctx_.client_address, request.client_ip, request.client_port);
   splitAddress(ctx_.local_address, request.local_ip, request.local_port);
   request.session_id = sessionId();
-  login_ = makeBackendLogin(*backend, std::move(request),
+  login_request_ = std::move(request);
+  backends_left_ = backendsFor(result.route.backend);
+  loginToNextBackend();
+}
+
+void ProxySession::loginToNextBackend() {
+  std::string name = std::move(backends_left_.front());
+  backends_left_.erase(backends_left_.begin());
+  const Backend* backend = ctx_.backends->find(name);
+  if (backend == nullptr || backend->port(protocol_) == 0) {
+    // The directory named a host the configuration does not: never connect to it.
+    log::error("route to unconfigured back-end", {{"session", sessionId()},
+                                                  {"user", user_},
+                                                  {"backend", name},
+                                                  {"protocol", protocolName(protocol_)}});
+    login_request_.reset();
+    loginFailed(LoginFailure::BackendUnavailable);
+    return;
+  }
+  backend_name_ = backend->config.name;
+  login_ = makeBackendLogin(*backend, *login_request_,
                             [this](BackendLoginResult r) { onBackendLogin(std::move(r)); });
   login_->start();
 }
@@ -199,14 +208,25 @@ void ProxySession::onAuthResult(AuthResult result, Secret password) {
 void ProxySession::onBackendLogin(BackendLoginResult result) {
   auto login = std::move(login_);  // destroyed when this call returns, not before
   if (result.failure == BackendFailure::None) {
+    login_request_.reset();
+    backends_left_.clear();
     startRelay(std::move(result));
     return;
   }
-  log::warn("back-end login failed", {{"session", sessionId()},
-                                      {"user", user_},
-                                      {"backend", backend_name_},
-                                      {"reason", result.reason}});
+  bool try_next = result.failure == BackendFailure::Unavailable && !backends_left_.empty();
+  nlohmann::json fields = {{"session", sessionId()},
+                           {"user", user_},
+                           {"backend", backend_name_},
+                           {"reason", result.reason}};
+  if (try_next) fields["next"] = backends_left_.front();
+  log::warn("back-end login failed", std::move(fields));
   backend_name_.clear();
+  if (try_next) {
+    loginToNextBackend();
+    return;
+  }
+  login_request_.reset();
+  backends_left_.clear();
   loginFailed(result.failure == BackendFailure::AuthFailed ? LoginFailure::Denied
               : result.failure == BackendFailure::InUse    ? LoginFailure::BackendInUse
                                                            : LoginFailure::BackendUnavailable);

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "backends/backend_login.h"
 #include "directory/directory.h"
@@ -73,8 +74,9 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   virtual bool atClientLineStart() const { return true; }
   // Whether the back-end already said goodbye itself (IMAP BYE, POP3 +OK after QUIT, SMTP 221).
   virtual bool backendSaidGoodbye() const { return false; }
-  // The configured back-end to log in to for a user whose home is `home` (SMTP: a relay pool).
-  virtual std::string backendFor(const std::string& home) const { return home; }
+  // The configured back-ends to log in to, in order, for a user whose home is `home`: the next
+  // is tried when one is unavailable. IMAP and POP3: the home only. SMTP: a relay pool.
+  virtual std::vector<std::string> backendsFor(const std::string& home) const { return {home}; }
   // How long the client may be silent before login, and a relayed session idle either way.
   virtual unsigned preauthIdleMs() const { return ctx_.config->timeouts.preauth_idle_ms; }
   virtual unsigned relayIdleMs() const { return ctx_.config->timeouts.session_idle_ms; }
@@ -126,6 +128,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void onSaslStep(SaslServer::Step step);
   void onAuthResult(AuthResult result, Secret password);
   void onBackendLogin(BackendLoginResult result);
+  void loginToNextBackend();
   void loginFailed(LoginFailure failure);
   void holdDuringLogin(std::string_view data);
   void startRelay(BackendLoginResult result);
@@ -144,6 +147,9 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   std::optional<SaslServer> sasl_;  // set while a SASL exchange is in progress
   std::unique_ptr<PendingAuth> pending_auth_;
   std::unique_ptr<BackendLogin> login_;
+  // While a back-end login runs: the request again and the back-ends still to try if it fails.
+  std::optional<BackendLoginRequest> login_request_;
+  std::vector<std::string> backends_left_;
   std::unique_ptr<Relay> relay_;
   std::string outcome_;
   unsigned bad_commands_ = 0;

@@ -56,10 +56,14 @@ std::string SmtpSession::goodbye(Goodbye reason) const {
   return {};
 }
 
-std::string SmtpSession::backendFor(const std::string& home) const {
+std::vector<std::string> SmtpSession::backendsFor(const std::string& home) const {
   const auto& pool = ctx_.config->submission.relay_backends;
-  if (pool.empty()) return home;
-  return pool[ctx_.id % pool.size()];  // sessions spread over the pool; no state needed
+  if (pool.empty()) return {home};
+  // Sessions spread over the pool without shared state; each member is tried once, in turn.
+  std::vector<std::string> order;
+  order.reserve(pool.size());
+  for (size_t i = 0; i < pool.size(); ++i) order.push_back(pool[(ctx_.id + i) % pool.size()]);
+  return order;
 }
 
 unsigned SmtpSession::preauthIdleMs() const {

@@ -373,6 +373,34 @@ class SmtpProxyTest(unittest.TestCase):
             s.sendmail(BOB, [ALICE], message(subject, sender=BOB, to=ALICE))
         self.wait_delivered(self.A, ALICE, subject)
 
+    def test_relay_pool_member_down_is_skipped(self):
+        # One worker numbers sessions 1, 2, ...: with two members, every other session starts at the
+        # dead one. Each message must still be accepted by Postfix, and only by Postfix.
+        dead = dict(self.A.backend_config("dead"), ports={"submission": closed_port("127.0.0.11")})
+        pool = dict(self.A.backend_config("smtp"), ports={"submission": self.pf.port})
+        g = self.gatehouse([self.A.backend_config("A"), self.B.backend_config("B"), dead, pool], workers=1,
+                           submission={"relay_backends": ["dead", "smtp"]})
+        for _ in range(2):
+            subject = self.subject()
+            with smtplib.SMTP("127.0.0.1", g.port("plain"), timeout=IO_TIMEOUT) as s:
+                s.login(ALICE, ALICE_PW)
+                s.sendmail(ALICE, [BOB], message(subject))
+            self.wait_delivered(self.B, BOB, subject)
+        skipped = [line for line in g.log_lines() if line.get("msg") == "back-end login failed"]
+        self.assertEqual([(line["backend"], line.get("next")) for line in skipped], [("dead", "smtp")])
+
+    def test_relay_pool_all_down_is_temporary(self):
+        dead = [dict(self.A.backend_config(name), ports={"submission": closed_port("127.0.0.11")})
+                for name in ("dead1", "dead2")]
+        g = self.gatehouse([self.A.backend_config("A"), self.B.backend_config("B")] + dead,
+                           submission={"relay_backends": ["dead1", "dead2"]})
+        c = self.raw("plain", g=g)
+        c.cmd("EHLO client.example")
+        code, texts = c.cmd("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW))
+        self.assertEqual((code, texts[0][:5]), (454, "4.7.0"))
+        tried = [line["backend"] for line in g.log_lines() if line.get("msg") == "back-end login failed"]
+        self.assertEqual(sorted(tried), ["dead1", "dead2"])
+
     # ---- back-end faults
 
     def test_backend_down_is_temporary(self):
