@@ -21,6 +21,15 @@ class AuthReply {
   std::unique_ptr<PendingAuth> handle() const { return std::make_unique<Handle>(cancelled_); }
   bool cancelled() const { return cancelled_->load(); }
 
+  // Runs the callback now, unless the handle is gone. Only on reply_to's loop thread, from a loop
+  // callback (never on the stack of the session's own call).
+  void deliverHere(AuthResult result) {
+    if (!done_) return;
+    AuthCallback done = std::move(done_);
+    done_ = nullptr;
+    if (!cancelled()) done(std::move(result));
+  }
+
   // Posts the answer; the flag is read on the receiving loop, where the handle is destroyed, so
   // the callback cannot run after that. A closed mailbox drops it (its loop is going away).
   void send(AuthResult result) {

@@ -28,6 +28,10 @@ using std::chrono::steady_clock;
 // memory use up; fewer would send a user who keeps retyping the same typo to the directory.
 constexpr size_t kMaxNegatives = 4;
 
+// A look-up still unanswered after this long is not joined: its answer may have been lost with
+// the loop that was to receive it (a worker stopping), and a login must not wait on it forever.
+constexpr std::chrono::seconds kMaxFlightAge(60);
+
 bool sameMac(const CachedDirectory::Mac& a, const CachedDirectory::Mac& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -50,6 +54,16 @@ struct CachedDirectory::Store {
     std::string key;
     std::optional<Positive> positive;
     std::vector<Negative> negatives;  // at most kMaxNegatives, oldest first
+  };
+
+  // A look-up in progress for one (key, password MAC). Logins that find it wait for its answer
+  // instead of asking the directory again: a client opening several connections at once, or every
+  // client reconnecting after a restart, costs one search and one bind per user.
+  struct Flight {
+    AuthReply leader;                // answered on its own loop, where the inner directory replies
+    std::vector<AuthReply> joiners;  // answered by posts to theirs
+    std::unique_ptr<PendingAuth> inner;  // the flight's, not the leader's: it may leave first
+    TimePoint started;
   };
 
   Store(const DirectoryCacheConfig& config, Clock clock_fn)
@@ -160,6 +174,28 @@ struct CachedDirectory::Store {
     return std::make_pair(entry.positive->result, age);
   }
 
+  // Joins the flight for `flight_key` if one is young enough (then `reply` is taken and null is
+  // returned), else registers and returns a new one led by `reply`, for the caller to start.
+  std::shared_ptr<Flight> joinOrLead(const std::string& flight_key, AuthReply& reply) {
+    TimePoint now = clock();
+    std::lock_guard lock(mutex);
+    auto [it, fresh] = flights.try_emplace(flight_key);
+    if (!fresh && now - it->second->started < kMaxFlightAge) {
+      it->second->joiners.push_back(std::move(reply));
+      ++coalesced;
+      return nullptr;
+    }
+    it->second = std::make_shared<Flight>(Flight{std::move(reply), {}, nullptr, now});
+    return it->second;
+  }
+
+  // The flight's answer is in: it leaves the table (unless a younger one replaced it already).
+  void land(const std::string& flight_key, const std::shared_ptr<Flight>& flight) {
+    std::lock_guard lock(mutex);
+    auto it = flights.find(flight_key);
+    if (it != flights.end() && it->second == flight) flights.erase(it);
+  }
+
   void touch(std::list<Entry>::iterator entry) { lru.splice(lru.begin(), lru, entry); }
 
   void erase(std::unordered_map<std::string_view, std::list<Entry>::iterator>::iterator it) {
@@ -186,7 +222,9 @@ struct CachedDirectory::Store {
   mutable std::mutex mutex;
   std::list<Entry> lru;  // most recently used first
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // views Entry::key
+  std::unordered_map<std::string, std::shared_ptr<Flight>> flights;        // by key, NUL, MAC
   uint64_t hits = 0;
+  uint64_t coalesced = 0;
   uint64_t misses = 0;
   uint64_t stale_served = 0;
   uint64_t evictions = 0;
@@ -235,10 +273,19 @@ std::unique_ptr<PendingAuth> CachedDirectory::authenticate(std::shared_ptr<LoopM
   if (std::optional<AuthResult> hit = store_->lookup(key, password_mac)) {
     return deliverNow(reply_to, std::move(*hit), std::move(done));
   }
-  // The inner directory delivers on reply_to's loop and never after its handle is destroyed, so
-  // returning its handle gives the caller the same guarantees without another layer.
+  std::string flight_key = key;
+  flight_key += '\0';
+  flight_key.append(password_mac.begin(), password_mac.end());
+  AuthReply reply(reply_to, std::move(done));
+  std::unique_ptr<PendingAuth> handle = reply.handle();
+  std::shared_ptr<Store::Flight> flight = store_->joinOrLead(flight_key, reply);
+  if (!flight) return handle;  // another login with these credentials is being looked up
+
+  // The inner directory answers on the leader's loop, never inside this call (so the flight's
+  // `inner` is set before), and never after that handle is destroyed.
   auto on_answer = [store = store_, key = std::move(key), password_mac,
-                    done = std::move(done)](AuthResult result) mutable {
+                    flight_key = std::move(flight_key), flight](AuthResult result) {
+    store->land(flight_key, flight);
     if (result.status == AuthStatus::TempFail) {
       if (auto stale = store->stale(key, password_mac)) {
         auto age = std::chrono::duration_cast<std::chrono::seconds>(stale->second);
@@ -247,21 +294,28 @@ std::unique_ptr<PendingAuth> CachedDirectory::authenticate(std::shared_ptr<LoopM
                                     {"age_s", age.count()},
                                     {"reason", result.reason}});
         stale->first.reason = "stale: " + result.reason;
-        done(std::move(stale->first));
-        return;
+        result = std::move(stale->first);
       }
     } else {
       store->record(key, password_mac, result);
     }
-    done(std::move(result));
+    // Landed: nobody joins any more, and only this loop touches the flight from here on.
+    auto inner = std::move(flight->inner);  // the directory is done with it; freed on return
+    for (AuthReply& joiner : flight->joiners) joiner.send(result);
+    flight->leader.deliverHere(std::move(result));
   };
-  return inner_->authenticate(std::move(reply_to), std::move(credentials), std::move(on_answer));
+  flight->inner = inner_->authenticate(std::move(reply_to), std::move(credentials), on_answer);
+  return handle;
 }
 
 CachedDirectory::Stats CachedDirectory::stats() const {
   std::lock_guard lock(store_->mutex);
-  return Stats{store_->hits, store_->misses, store_->stale_served, store_->evictions,
-               store_->malformed.load(std::memory_order_relaxed)};
+  return Stats{store_->hits,
+               store_->misses,
+               store_->stale_served,
+               store_->evictions,
+               store_->malformed.load(std::memory_order_relaxed),
+               store_->coalesced};
 }
 
 size_t CachedDirectory::size() const {

@@ -25,10 +25,11 @@ class CachedDirectory : public Directory {
   // Counters for metrics and tests; each is monotonic.
   struct Stats {
     uint64_t hits = 0;       // answered from a fresh entry, inner not asked
-    uint64_t misses = 0;     // inner asked
+    uint64_t misses = 0;     // not answered from the cache: inner asked, or joined (coalesced)
     uint64_t stale = 0;      // inner said TempFail, an expired positive answered instead
     uint64_t evictions = 0;  // entries dropped for max_entries
     uint64_t malformed = 0;  // logins the normaliser refused (Denied without any look-up)
+    uint64_t coalesced = 0;  // waited for a look-up of the same credentials already under way
   };
 
   // With `cache.enabled == false` only the normalisation is done. `clock` is for tests.

@@ -7,9 +7,12 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "proxy/config/config_loader.h"
 #include "proxy/core/uv_handle.h"
@@ -33,15 +36,28 @@ class FakeDirectory : public Directory {
   std::atomic<int> calls{0};
   std::vector<std::string> logins;
 
+  // While set, answers wait for release() (a slow directory, or one whose answer is lost).
+  bool hold = false;
+
   std::unique_ptr<PendingAuth> authenticate(std::shared_ptr<LoopMailbox> reply_to, Credentials c,
                                             AuthCallback done) override {
     ++calls;
     AuthResult result = answer(c);
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
-    reply_to->post([cancelled, done = std::move(done), result = std::move(result)]() mutable {
+    auto deliver = [cancelled, done = std::move(done), result = std::move(result)]() mutable {
       if (!cancelled->load()) done(std::move(result));
-    });
+    };
+    if (hold) {
+      held_.emplace_back(std::move(reply_to), std::move(deliver));
+    } else {
+      reply_to->post(std::move(deliver));
+    }
     return std::make_unique<Pending>(cancelled);
+  }
+
+  // Posts the answers held so far.
+  void release() {
+    for (auto& [reply_to, deliver] : std::exchange(held_, {})) reply_to->post(std::move(deliver));
   }
 
  private:
@@ -53,6 +69,8 @@ class FakeDirectory : public Directory {
    private:
     std::shared_ptr<std::atomic<bool>> cancelled_;
   };
+
+  std::vector<std::pair<std::shared_ptr<LoopMailbox>, std::function<void()>>> held_;
 
   AuthResult answer(const Credentials& c) {
     if (temp_fail) return {AuthStatus::TempFail, {}, "directory down"};
@@ -99,6 +117,16 @@ struct Fixture {
     REQUIRE_FALSE(result.has_value());  // never on the caller's stack
     REQUIRE(loop.runUntil([&result] { return result.has_value(); }));
     return *result;
+  }
+
+  // Starts a login without waiting; its answer lands in `into`.
+  std::unique_ptr<PendingAuth> start(const std::string& login, const std::string& password,
+                                     std::optional<AuthResult>& into) {
+    Credentials c;
+    c.login = login;
+    c.password = Secret(password);
+    return cache.authenticate(loop.mailbox(), std::move(c),
+                              [&into](AuthResult r) { into = std::move(r); });
   }
 
   // Calls the inner directory received during `fn`.
@@ -342,6 +370,55 @@ TEST_CASE("cache: the callback runs once, on a later loop turn", "[cache]") {
     CHECK(calls == 1);
   }
   CHECK(f.loop.shutdown() == 0);
+}
+
+TEST_CASE("cache: logins with the same credentials at once share one look-up", "[cache]") {
+  Fixture f;
+  std::optional<AuthResult> first, second, other_password;
+  auto a = f.start("alice", "alice-pw", first);
+  auto b = f.start("Alice", "alice-pw", second);  // the same login once normalised
+  auto c = f.start("alice", "wrong-pw", other_password);
+  REQUIRE(f.loop.runUntil([&] { return first && second && other_password; }));
+  CHECK(f.inner->calls == 2);  // alice-pw once, wrong-pw once
+  CHECK(f.cache.stats().coalesced == 1);
+  CHECK(first->status == AuthStatus::Ok);
+  CHECK(second->status == AuthStatus::Ok);
+  CHECK(second->route.backend == "A");
+  CHECK(other_password->status == AuthStatus::Denied);
+  // Landed: the next login is a cache hit, not another wait.
+  CHECK(f.callsDuring([&] { CHECK(f.auth("alice", "alice-pw").status == AuthStatus::Ok); }) == 0);
+}
+
+TEST_CASE("cache: the first login leaving does not cancel the look-up the others wait for",
+          "[cache]") {
+  Fixture f;
+  std::optional<AuthResult> leader, joiner, leaver;
+  auto a = f.start("alice", "alice-pw", leader);
+  auto b = f.start("alice", "alice-pw", joiner);
+  auto c = f.start("alice", "alice-pw", leaver);
+  a.reset();
+  c.reset();
+  REQUIRE(f.loop.runUntil([&] { return joiner.has_value(); }));
+  f.loop.drainPosted();
+  CHECK(joiner->status == AuthStatus::Ok);
+  CHECK_FALSE(leader.has_value());
+  CHECK_FALSE(leaver.has_value());
+  CHECK(f.inner->calls == 1);
+}
+
+TEST_CASE("cache: a look-up unanswered for a minute is not joined", "[cache]") {
+  Fixture f;
+  f.inner->hold = true;  // the first answer is late (or lost with the loop it was posted to)
+  std::optional<AuthResult> stuck, fresh;
+  auto a = f.start("alice", "alice-pw", stuck);
+  f.clock.advance(61s);
+  auto b = f.start("alice", "alice-pw", fresh);
+  CHECK(f.inner->calls == 2);
+  f.inner->release();
+  REQUIRE(f.loop.runUntil([&] { return stuck && fresh; }));
+  CHECK(stuck->status == AuthStatus::Ok);
+  CHECK(fresh->status == AuthStatus::Ok);
+  CHECK(f.cache.stats().coalesced == 0);
 }
 
 TEST_CASE("cache: the password is not among what the cache holds", "[cache]") {
