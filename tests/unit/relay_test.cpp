@@ -9,20 +9,14 @@
 #include <vector>
 
 #include "memory_stream.h"
+#include "stream_recorder.h"
 
 namespace gatehouse {
 namespace {
 
 using testing::MemoryPipe;
 
-struct Recorder : StreamHandler {
-  std::string data;
-  bool ended = false;
-  std::string error;
-  void onRead(std::string_view d) override { data.append(d); }
-  void onEnd() override { ended = true; }
-  void onError(std::string_view r) override { error = std::string(r); }
-};
+using Recorder = testing::StreamRecorder;
 
 struct Events : RelayObserver {
   Relay* relay = nullptr;

@@ -14,6 +14,7 @@
 
 #include "proxy/net/listener.h"
 #include "proxy/net/tcp_connect.h"
+#include "tests/unit/stream_recorder.h"
 #include "tests/unit/test_loop.h"
 
 namespace gatehouse {
@@ -21,14 +22,7 @@ namespace {
 
 using testing::TestLoop;
 
-struct Recorder : StreamHandler {
-  std::string data;
-  bool ended = false;
-  std::string error;
-  void onRead(std::string_view d) override { data.append(d); }
-  void onEnd() override { ended = true; }
-  void onError(std::string_view reason) override { error.assign(reason); }
-};
+using Recorder = testing::StreamRecorder;
 
 int fdOf(const TcpStream& stream) {
   uv_os_fd_t fd = -1;
