@@ -214,12 +214,12 @@ void ProxySession::onBackendLogin(BackendLoginResult result) {
     return;
   }
   bool try_next = result.failure == BackendFailure::Unavailable && !backends_left_.empty();
-  nlohmann::json fields = {{"session", sessionId()},
-                           {"user", user_},
-                           {"backend", backend_name_},
-                           {"reason", result.reason}};
-  if (try_next) fields["next"] = backends_left_.front();
-  log::warn("back-end login failed", std::move(fields));
+  log::warn("back-end login failed",
+            {{"session", sessionId()},
+             {"user", user_},
+             {"backend", backend_name_},
+             {"reason", result.reason},
+             log::Field::unlessEmpty("next", try_next ? backends_left_.front() : "")});
   backend_name_.clear();
   if (try_next) {
     loginToNextBackend();

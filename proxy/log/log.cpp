@@ -4,39 +4,39 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
+#include <string>
 
 namespace gatehouse::log {
 namespace {
 
 std::atomic<Level> g_level{Level::Info};
 
-const char* levelName(Level level) {
-  switch (level) {
-    case Level::Debug: return "debug";
-    case Level::Info: return "info";
-    case Level::Warn: return "warn";
-    case Level::Error: return "error";
-  }
-  return "info";
-}
-
+// "2026-11-23T18:37:39.654Z". The part up to the second is formatted once a second per thread.
 std::string timestamp() {
   using namespace std::chrono;
+  thread_local time_t cached_secs = -1;
+  thread_local char cached[24];
   auto now = system_clock::now();
   auto secs = system_clock::to_time_t(now);
   auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_secs = secs;
+  }
   char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(millis));
-  return buf;
+  int n = snprintf(buf, sizeof buf, "%s.%03dZ", cached, static_cast<int>(millis));
+  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
 }
 
 }  // namespace
 
-void setLevel(Level level) { g_level = level; }
+void setLevel(Level level) {
+  g_level = level;
+}
 
 bool parseLevel(std::string_view name, Level& out) {
   for (Level l : {Level::Debug, Level::Info, Level::Warn, Level::Error}) {
@@ -48,15 +48,13 @@ bool parseLevel(std::string_view name, Level& out) {
   return false;
 }
 
-bool enabled(Level level) { return level >= g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+  return level >= g_level.load(std::memory_order_relaxed);
+}
 
-void write(Level level, std::string_view msg, nlohmann::json fields) {
+void write(Level level, std::string_view msg, Fields fields) {
   if (!enabled(level)) return;
-  nlohmann::json line = {{"ts", timestamp()}, {"level", levelName(level)}, {"msg", msg}};
-  if (fields.is_object()) line.update(fields);
-  // Bytes a client sent may be invalid UTF-8; replace rather than throw.
-  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  text.push_back('\n');
+  std::string text = formatLine(timestamp(), level, msg, fields.begin(), fields.end());
   const char* p = text.data();
   size_t left = text.size();
   while (left > 0) {

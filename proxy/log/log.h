@@ -2,32 +2,33 @@
 // lines from different worker threads never interleave. Callers never pass credentials.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
+#include <initializer_list>
 #include <string_view>
+
+#include "proxy/log/log_line.h"
 
 namespace gatehouse::log {
 
-enum class Level { Debug, Info, Warn, Error };
+using Fields = std::initializer_list<Field>;
 
 void setLevel(Level level);
 bool parseLevel(std::string_view name, Level& out);
 bool enabled(Level level);
 
-// `fields` must be a JSON object; "ts", "level" and "msg" are added.
-void write(Level level, std::string_view msg, nlohmann::json fields = nlohmann::json::object());
+// "ts", "level" and "msg" come first, then `fields` in their order.
+void write(Level level, std::string_view msg, Fields fields = {});
 
-inline void debug(std::string_view msg, nlohmann::json f = nlohmann::json::object()) {
-  if (enabled(Level::Debug)) write(Level::Debug, msg, std::move(f));
+inline void debug(std::string_view msg, Fields f = {}) {
+  if (enabled(Level::Debug)) write(Level::Debug, msg, f);
 }
-inline void info(std::string_view msg, nlohmann::json f = nlohmann::json::object()) {
-  write(Level::Info, msg, std::move(f));
+inline void info(std::string_view msg, Fields f = {}) {
+  write(Level::Info, msg, f);
 }
-inline void warn(std::string_view msg, nlohmann::json f = nlohmann::json::object()) {
-  write(Level::Warn, msg, std::move(f));
+inline void warn(std::string_view msg, Fields f = {}) {
+  write(Level::Warn, msg, f);
 }
-inline void error(std::string_view msg, nlohmann::json f = nlohmann::json::object()) {
-  write(Level::Error, msg, std::move(f));
+inline void error(std::string_view msg, Fields f = {}) {
+  write(Level::Error, msg, f);
 }
 
 }  // namespace gatehouse::log
