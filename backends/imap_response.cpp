@@ -65,8 +65,9 @@ std::optional<Response> parseResponseLine(std::string_view line) {
   return r;
 }
 
-std::vector<std::string> splitCapabilities(std::string_view list) {
-  std::vector<std::string> caps;
+std::vector<std::string_view> splitCapabilities(std::string_view list) {
+  std::vector<std::string_view> caps;
+  caps.reserve(32);
   std::string_view rest = list;
   bool first = true;
   while (!rest.empty()) {
@@ -77,14 +78,14 @@ std::vector<std::string> splitCapabilities(std::string_view list) {
       continue;
     }
     first = false;
-    caps.emplace_back(word);
+    caps.push_back(word);
   }
   return caps;
 }
 
-bool hasCapability(const std::vector<std::string>& caps, std::string_view name) {
+bool hasCapability(const std::vector<std::string_view>& caps, std::string_view name) {
   return std::any_of(caps.begin(), caps.end(),
-                     [&](const std::string& c) { return asciiEqualsIgnoreCase(c, name); });
+                     [&](std::string_view c) { return asciiEqualsIgnoreCase(c, name); });
 }
 
 std::optional<uint64_t> trailingLiteralSize(std::string_view line) {

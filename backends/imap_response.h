@@ -24,9 +24,10 @@ struct Response {
 // `line` without the trailing CRLF. nullopt if it is not a well-formed response.
 std::optional<Response> parseResponseLine(std::string_view line);
 
-// "CAPABILITY A B C" or "A B C" -> {"A","B","C"} (atoms as sent).
-std::vector<std::string> splitCapabilities(std::string_view list);
-bool hasCapability(const std::vector<std::string>& caps, std::string_view name);
+// "CAPABILITY A B C" or "A B C" -> {"A","B","C"} (atoms as sent, viewing `list`: no allocation
+// per atom, as this runs twice per login).
+std::vector<std::string_view> splitCapabilities(std::string_view list);
+bool hasCapability(const std::vector<std::string_view>& caps, std::string_view name);
 
 // Follows a server's output as it is relayed: where lines start and end and which bytes are
 // literal payload, so that the proxy knows whether it may inject a line and whether the server

@@ -16,7 +16,7 @@ TEST_CASE("imap response: greeting with a capability code", "[imap_response]") {
   CHECK(r->code == "CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN");
   CHECK(r->text == "Dovecot ready.");
   auto caps = splitCapabilities(r->code);
-  CHECK(caps == std::vector<std::string>{"IMAP4rev1", "SASL-IR", "AUTH=PLAIN"});
+  CHECK(caps == std::vector<std::string_view>{"IMAP4rev1", "SASL-IR", "AUTH=PLAIN"});
   CHECK(hasCapability(caps, "auth=plain"));
   CHECK_FALSE(hasCapability(caps, "LITERAL+"));
 }
