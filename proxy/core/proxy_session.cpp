@@ -180,7 +180,7 @@ void ProxySession::onAuthResult(AuthResult result, Secret password) {
   splitAddress(ctx_.client_address, request.client_ip, request.client_port);
   splitAddress(ctx_.local_address, request.local_ip, request.local_port);
   request.session_id = sessionId();
-  login_request_ = std::move(request);
+  login_request_ = std::make_unique<BackendLoginRequest>(std::move(request));
   backends_left_ = backendsFor(result.route.backend);
   loginToNextBackend();
 }
