@@ -180,14 +180,14 @@ void ProxySession::onAuthResult(AuthResult result, Secret password) {
   splitAddress(ctx_.client_address, request.client_ip, request.client_port);
   splitAddress(ctx_.local_address, request.local_ip, request.local_port);
   request.session_id = sessionId();
-  login_request_ = std::make_unique<BackendLoginRequest>(std::move(request));
-  backends_left_ = backendsFor(result.route.backend);
+  attempts_ = std::make_unique<BackendAttempts>(
+      BackendAttempts{std::move(request), backendsFor(result.route.backend)});
   loginToNextBackend();
 }
 
 void ProxySession::loginToNextBackend() {
-  std::string name = std::move(backends_left_.front());
-  backends_left_.erase(backends_left_.begin());
+  std::string name = std::move(attempts_->left.front());
+  attempts_->left.erase(attempts_->left.begin());
   const Backend* backend = ctx_.backends->find(name);
   if (backend == nullptr || backend->port(protocol_) == 0) {
     // The directory named a host the configuration does not: never connect to it.
@@ -195,12 +195,12 @@ void ProxySession::loginToNextBackend() {
                                                   {"user", user_},
                                                   {"backend", name},
                                                   {"protocol", protocolName(protocol_)}});
-    login_request_.reset();
+    attempts_.reset();
     loginFailed(LoginFailure::BackendUnavailable);
     return;
   }
   backend_name_ = backend->config.name;
-  login_ = makeBackendLogin(*backend, *login_request_,
+  login_ = makeBackendLogin(*backend, attempts_->request,
                             [this](BackendLoginResult r) { onBackendLogin(std::move(r)); });
   login_->start();
 }
@@ -208,25 +208,23 @@ void ProxySession::loginToNextBackend() {
 void ProxySession::onBackendLogin(BackendLoginResult result) {
   auto login = std::move(login_);  // destroyed when this call returns, not before
   if (result.failure == BackendFailure::None) {
-    login_request_.reset();
-    backends_left_.clear();
+    attempts_.reset();
     startRelay(std::move(result));
     return;
   }
-  bool try_next = result.failure == BackendFailure::Unavailable && !backends_left_.empty();
+  bool try_next = result.failure == BackendFailure::Unavailable && !attempts_->left.empty();
   log::warn("back-end login failed",
             {{"session", sessionId()},
              {"user", user_},
              {"backend", backend_name_},
              {"reason", result.reason},
-             log::Field::unlessEmpty("next", try_next ? backends_left_.front() : "")});
+             log::Field::unlessEmpty("next", try_next ? attempts_->left.front() : "")});
   backend_name_.clear();
   if (try_next) {
     loginToNextBackend();
     return;
   }
-  login_request_.reset();
-  backends_left_.clear();
+  attempts_.reset();
   loginFailed(result.failure == BackendFailure::AuthFailed ? LoginFailure::Denied
               : result.failure == BackendFailure::InUse    ? LoginFailure::BackendInUse
                                                            : LoginFailure::BackendUnavailable);
@@ -346,6 +344,7 @@ void ProxySession::finish(std::string_view bye, std::string outcome) {
   if (outcome_.empty()) outcome_ = std::move(outcome);
   pending_auth_.reset();
   login_.reset();
+  attempts_.reset();
   if (relay_) relay_->detach();
   if (backend_) backend_->close();
   // An injected line must not land inside a back-end response (e.g. in a literal).
@@ -378,6 +377,7 @@ void ProxySession::closeNow() {
   timer_.release();
   pending_auth_.reset();
   login_.reset();
+  attempts_.reset();
   uint64_t from_client = preauth_bytes_in_ + (relay_ ? relay_->bytesFromClient() : 0);
   uint64_t to_client = preauth_bytes_out_ + (relay_ ? relay_->bytesFromBackend() : 0);
   // The relay stays allocated until the session is freed: we may be inside one of its calls.

@@ -147,10 +147,13 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   std::optional<SaslServer> sasl_;  // set while a SASL exchange is in progress
   std::unique_ptr<PendingAuth> pending_auth_;
   std::unique_ptr<BackendLogin> login_;
-  // While a back-end login runs: the request again and the back-ends still to try if it fails.
-  // Held by pointer: an idle session pays 8 bytes for it, not the request's size.
-  std::unique_ptr<BackendLoginRequest> login_request_;
-  std::vector<std::string> backends_left_;
+  // While back-end logins run: the request again and the back-ends still to try if one fails.
+  // Held by pointer and freed after the login: a relayed or idle session carries none of it.
+  struct BackendAttempts {
+    BackendLoginRequest request;
+    std::vector<std::string> left;
+  };
+  std::unique_ptr<BackendAttempts> attempts_;
   std::unique_ptr<Relay> relay_;
   std::string outcome_;
   unsigned bad_commands_ = 0;
