@@ -3,6 +3,7 @@
 #include <openssl/mem.h>
 
 #include "backends/backend_tls.h"
+#include "proxy/core/base64.h"
 
 namespace gatehouse {
 namespace {
@@ -72,13 +73,23 @@ void BackendLogin::send(std::string command) {
   OPENSSL_cleanse(command.data(), command.size());
 }
 
-std::string BackendLogin::saslPlainMessage() const {
+std::string BackendLogin::saslPlainLine(std::string_view prefix) const {
+  std::string_view password = request_.password.reveal();
   std::string plain;
+  plain.reserve(request_.user.size() + password.size() + 2);  // no reallocation leaves a copy
   plain.push_back('\0');
   plain.append(request_.user);
   plain.push_back('\0');
-  plain.append(request_.password.reveal());
-  return plain;
+  plain.append(password);
+  std::string encoded = base64Encode(plain);
+  OPENSSL_cleanse(plain.data(), plain.size());
+  std::string line;
+  line.reserve(prefix.size() + encoded.size() + 2);
+  line.append(prefix);
+  line.append(encoded);
+  line.append("\r\n");
+  OPENSSL_cleanse(encoded.data(), encoded.size());
+  return line;
 }
 
 void BackendLogin::onRead(std::string_view data) {

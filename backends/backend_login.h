@@ -64,8 +64,9 @@ class BackendLogin : private StreamHandler {
   virtual void onLine(std::string_view line) = 0;
 
   void send(std::string command);  // wipes its copy afterwards; re-arms the step timer
-  // The SASL PLAIN message (RFC 4616) for the user: NUL user NUL password. Wipe it after use.
-  std::string saslPlainMessage() const;
+  // `prefix`, the user's SASL PLAIN message (RFC 4616: NUL user NUL password) in base64, CRLF:
+  // a whole command line, and the only copy of the credentials it holds (send() wipes it).
+  std::string saslPlainLine(std::string_view prefix) const;
   void upgradeToTls();  // after the back-end agreed to STARTTLS/STLS
   bool tlsActive() const { return tls_active_; }
   bool wantsStartTls() const { return backend_.config.tls == TlsMode::StartTls && !tls_active_; }

@@ -2,7 +2,6 @@
 
 #include <openssl/mem.h>
 
-#include "proxy/core/base64.h"
 #include "proxy/imap/imap_string.h"
 
 namespace gatehouse {
@@ -123,11 +122,12 @@ void ImapBackendLogin::sendLogin() {
   std::string batch = imap::hasCapability(caps, "ID") ? idCommand(request_) : std::string();
   std::string_view user = request_.user;
   std::string_view pass = request_.password.reveal();
-  std::string plain = saslPlainMessage();
   bool literal_plus = imap::hasCapability(caps, "LITERAL+");
   state_ = State::Login;
   if (imap::hasCapability(caps, "AUTH=PLAIN") && imap::hasCapability(caps, "SASL-IR")) {
-    batch += "L AUTHENTICATE PLAIN " + base64Encode(plain) + "\r\n";
+    std::string line = saslPlainLine("L AUTHENTICATE PLAIN ");
+    batch += line;
+    OPENSSL_cleanse(line.data(), line.size());
   } else if ((imap::isQuotable(user) && imap::isQuotable(pass)) || literal_plus) {
     batch += "L LOGIN " + imap::imapAstring(user, literal_plus) + " " +
              imap::imapAstring(pass, literal_plus) + "\r\n";
@@ -135,21 +135,16 @@ void ImapBackendLogin::sendLogin() {
     batch += "L AUTHENTICATE PLAIN\r\n";
     state_ = State::LoginContinue;
   } else {
-    OPENSSL_cleanse(plain.data(), plain.size());
     fail(BackendFailure::Unavailable, "back-end offers no way to send these credentials");
     return;
   }
-  OPENSSL_cleanse(plain.data(), plain.size());
   send(std::move(batch));
 }
 
 void ImapBackendLogin::onLoginAnswer(const imap::Response& r) {
   if (r.kind == imap::ResponseKind::Continuation && state_ == State::LoginContinue) {
-    std::string plain = saslPlainMessage();
-    std::string line = base64Encode(plain) + "\r\n";
-    OPENSSL_cleanse(plain.data(), plain.size());
     state_ = State::Login;
-    send(std::move(line));
+    send(saslPlainLine(""));
     return;
   }
   if (r.kind != imap::ResponseKind::Tagged || r.tag != "L") return;  // ID's answer and data

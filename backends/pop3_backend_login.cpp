@@ -6,7 +6,6 @@
 #include <openssl/mem.h>
 
 #include "proxy/core/ascii.h"
-#include "proxy/core/base64.h"
 
 namespace gatehouse {
 namespace {
@@ -205,10 +204,7 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
 
 void Pop3BackendLogin::sendLogin() {
   if (sasl_plain_) {
-    std::string plain = saslPlainMessage();
-    std::string encoded = base64Encode(plain);
-    OPENSSL_cleanse(plain.data(), plain.size());
-    std::string command = "AUTH PLAIN " + encoded + "\r\n";
+    std::string command = saslPlainLine("AUTH PLAIN ");
     if (command.size() <= kMaxCommandLine) {
       state_ = State::Auth;
     } else {
@@ -216,7 +212,6 @@ void Pop3BackendLogin::sendLogin() {
       command = "AUTH PLAIN\r\n";
       state_ = State::AuthContinue;
     }
-    OPENSSL_cleanse(encoded.data(), encoded.size());
     send(std::move(command));
     return;
   }
@@ -234,11 +229,8 @@ void Pop3BackendLogin::sendLogin() {
 
 void Pop3BackendLogin::onLoginAnswer(std::string_view line) {
   if (state_ == State::AuthContinue && startsWith(line, "+ ")) {
-    std::string plain = saslPlainMessage();
-    std::string response = base64Encode(plain) + "\r\n";
-    OPENSSL_cleanse(plain.data(), plain.size());
     state_ = State::Auth;
-    send(std::move(response));
+    send(saslPlainLine(""));
     return;
   }
   if (!startsWith(line, "+OK")) {

@@ -1,10 +1,6 @@
 // SMTP login replay: EHLO, STARTTLS, XCLIENT or AUTH PLAIN, one expected reply per state.
 #include "backends/smtp_backend_login.h"
 
-#include <openssl/mem.h>
-
-#include "proxy/core/base64.h"
-
 namespace gatehouse {
 namespace {
 
@@ -155,11 +151,8 @@ void SmtpBackendLogin::sendXclient() {
 }
 
 void SmtpBackendLogin::sendAuth() {
-  std::string plain = saslPlainMessage();
-  std::string command = "AUTH PLAIN " + base64Encode(plain) + "\r\n";
-  OPENSSL_cleanse(plain.data(), plain.size());
   state_ = State::Auth;
-  send(std::move(command));
+  send(saslPlainLine("AUTH PLAIN "));
 }
 
 std::string SmtpBackendLogin::keywordList() const {

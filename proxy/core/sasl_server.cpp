@@ -2,8 +2,6 @@
 
 #include <openssl/mem.h>
 
-#include <cctype>
-
 #include "proxy/core/ascii.h"
 #include "proxy/core/base64.h"
 
