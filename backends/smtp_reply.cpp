@@ -1,12 +1,9 @@
 // SMTP reply lines, EHLO keywords and xtext: pure code over bytes.
 #include "backends/smtp_reply.h"
 
-#include <cctype>
-
 #include "proxy/core/ascii.h"
 
 namespace gatehouse::smtp {
-namespace {}  // namespace
 
 std::optional<ReplyLine> parseReplyLine(std::string_view line) {
   if (line.size() < 3) return std::nullopt;
@@ -32,8 +29,7 @@ EhloKeyword parseEhloLine(std::string_view text) {
     text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
     if (word.empty()) continue;
     if (first) {
-      for (char c : word)
-        keyword.name.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+      keyword.name = asciiUpper(word);
       first = false;
     } else {
       keyword.params.emplace_back(word);
