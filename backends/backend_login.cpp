@@ -73,6 +73,11 @@ void BackendLogin::send(std::string command) {
   OPENSSL_cleanse(command.data(), command.size());
 }
 
+void BackendLogin::sendPipelined(std::string commands) {
+  send(std::move(commands));
+  if (stream_) stream_->ackPromptly();
+}
+
 std::string BackendLogin::saslPlainLine(std::string_view prefix) const {
   std::string_view password = request_.password.reveal();
   std::string plain;

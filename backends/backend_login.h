@@ -64,6 +64,9 @@ class BackendLogin : private StreamHandler {
   virtual void onLine(std::string_view line) = 0;
 
   void send(std::string command);  // wipes its copy afterwards; re-arms the step timer
+  // send() for commands pipelined behind one whose answer comes from another back-end process:
+  // the answers are acknowledged at once, so the back-end's Nagle does not hold the second.
+  void sendPipelined(std::string commands);
   // `prefix`, the user's SASL PLAIN message (RFC 4616: NUL user NUL password) in base64, CRLF:
   // a whole command line, and the only copy of the credentials it holds (send() wipes it).
   std::string saslPlainLine(std::string_view prefix) const;

@@ -12,9 +12,9 @@ std::string idCommand(const BackendLoginRequest& r) {
   auto field = [&cmd](std::string_view key, const std::string& value) {
     if (value.empty() || !imap::isQuotable(value)) return;
     if (cmd.back() != '(') cmd += ' ';
-    cmd += imap::imapQuoted(key);
+    imap::appendQuoted(cmd, key);
     cmd += ' ';
-    cmd += imap::imapQuoted(value);
+    imap::appendQuoted(cmd, value);
   };
   field("x-originating-ip", r.client_ip);
   field("x-originating-port", r.client_port);
@@ -129,8 +129,14 @@ void ImapBackendLogin::sendLogin() {
     batch += line;
     OPENSSL_cleanse(line.data(), line.size());
   } else if ((imap::isQuotable(user) && imap::isQuotable(pass)) || literal_plus) {
-    batch += "L LOGIN " + imap::imapAstring(user, literal_plus) + " " +
-             imap::imapAstring(pass, literal_plus) + "\r\n";
+    // Reserved up front: a reallocation would free a copy of the password that nobody wipes.
+    batch.reserve(batch.size() + 8 + imap::astringCapacity(user) + 1 + imap::astringCapacity(pass) +
+                  2);
+    batch += "L LOGIN ";
+    imap::appendAstring(batch, user, literal_plus);
+    batch += ' ';
+    imap::appendAstring(batch, pass, literal_plus);
+    batch += "\r\n";
   } else if (imap::hasCapability(caps, "AUTH=PLAIN")) {
     batch += "L AUTHENTICATE PLAIN\r\n";
     state_ = State::LoginContinue;

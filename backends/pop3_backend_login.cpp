@@ -95,6 +95,11 @@ void Pop3BackendLogin::onLine(std::string_view line) {
     case State::Pass:
     case State::AuthContinue:
     case State::Auth:
+      if (xclient_pending_) {
+        xclient_pending_ = false;
+        if (!startsWith(line, "+OK")) fail(BackendFailure::Unavailable, "back-end refused XCLIENT");
+        return;
+      }
       onLoginAnswer(line);
       return;
   }
@@ -120,11 +125,10 @@ void Pop3BackendLogin::afterTls() {
   if (auto remembered = backend_.pop3_capabilities.recall()) {
     adopt(*remembered);
     if (xclient_) {
-      // The login waits for XCLIENT's answer rather than being pipelined behind it: its +OK and
-      // the login's come from two Dovecot processes, and the second, held by Nagle until our
-      // delayed ACK of the first, would arrive 40 ms late. Sent after, it carries the ACK.
-      state_ = State::Xclient;
-      send(xclientCommand(request_));
+      // The login rides behind XCLIENT. Their two +OK come from two Dovecot processes
+      // (pop3-login, then pop3), so they go out with ackPromptly().
+      xclient_pending_ = true;
+      sendLogin(xclientCommand(request_));
     } else {
       sendLogin();
     }
@@ -142,11 +146,7 @@ void Pop3BackendLogin::onXclientAnswer(std::string_view line) {
     fail(BackendFailure::Unavailable, "back-end refused XCLIENT");
     return;
   }
-  if (from_memory_) {
-    sendLogin();
-  } else {
-    state_ = State::Capa;
-  }
+  state_ = State::Capa;  // its answer follows in the same flight
 }
 
 void Pop3BackendLogin::adopt(uint32_t learned) {
@@ -202,7 +202,17 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
   }
 }
 
-void Pop3BackendLogin::sendLogin() {
+void Pop3BackendLogin::sendLogin(std::string pipelined_before) {
+  const bool pipelined = !pipelined_before.empty();
+  auto sendCommand = [&](std::string command) {
+    if (!pipelined) {
+      send(std::move(command));
+      return;
+    }
+    pipelined_before += command;
+    OPENSSL_cleanse(command.data(), command.size());
+    sendPipelined(std::move(pipelined_before));
+  };
   if (sasl_plain_) {
     std::string command = saslPlainLine("AUTH PLAIN ");
     if (command.size() <= kMaxCommandLine) {
@@ -212,7 +222,7 @@ void Pop3BackendLogin::sendLogin() {
       command = "AUTH PLAIN\r\n";
       state_ = State::AuthContinue;
     }
-    send(std::move(command));
+    sendCommand(std::move(command));
     return;
   }
   if (capa_ok_ && !user_) {
@@ -224,7 +234,7 @@ void Pop3BackendLogin::sendLogin() {
     return;
   }
   state_ = State::User;
-  send("USER " + request_.user + "\r\n");
+  sendCommand("USER " + request_.user + "\r\n");
 }
 
 void Pop3BackendLogin::onLoginAnswer(std::string_view line) {

@@ -1,7 +1,8 @@
 // The POP3 login dialogue with a back-end: greeting, optional STLS, XCLIENT carrying the client's
 // address when the greeting offers it (Dovecot, from login_trusted_networks), CAPA, then AUTH PLAIN
 // or USER/PASS. Each back-end reply is checked against the state that expects it. The CAPA answer
-// of a back-end with RFC 3206 codes is remembered: later logins to it skip CAPA.
+// of a back-end with RFC 3206 codes is remembered: later logins to it skip CAPA and send the login
+// in one write behind XCLIENT.
 #pragma once
 
 #include <string>
@@ -29,17 +30,19 @@ class Pop3BackendLogin final : public BackendLogin {
   void onCapaLine(std::string_view line);
   void adopt(uint32_t learned);
   uint32_t learned() const;
-  void sendLogin();
+  // Sends the login command(s), behind `pipelined_before` if given (in one write).
+  void sendLogin(std::string pipelined_before = {});
   void onLoginAnswer(std::string_view line);
   void refused(std::string_view line);
 
   State state_ = State::Greeting;
-  bool xclient_ = false;         // the greeting said "[XCLIENT]": we are a trusted proxy
-  bool capa_ok_ = false;         // CAPA answered +OK (else nothing is known, try USER)
-  bool sasl_plain_ = false;      // CAPA: "SASL ... PLAIN ..."
-  bool user_ = false;            // CAPA: "USER"
-  bool auth_resp_code_ = false;  // CAPA: "AUTH-RESP-CODE": a refusal without [AUTH] is not one
-  bool from_memory_ = false;     // what CAPA says was remembered, not asked this time
+  bool xclient_ = false;          // the greeting said "[XCLIENT]": we are a trusted proxy
+  bool capa_ok_ = false;          // CAPA answered +OK (else nothing is known, try USER)
+  bool sasl_plain_ = false;       // CAPA: "SASL ... PLAIN ..."
+  bool user_ = false;             // CAPA: "USER"
+  bool auth_resp_code_ = false;   // CAPA: "AUTH-RESP-CODE": a refusal without [AUTH] is not one
+  bool from_memory_ = false;      // what CAPA says was remembered, not asked this time
+  bool xclient_pending_ = false;  // XCLIENT sent with the login behind it: its +OK comes first
   unsigned capa_lines_ = 0;
 };
 

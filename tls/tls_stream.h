@@ -45,6 +45,7 @@ class TlsStream : public Stream, private StreamHandler {
   void close() override;
   // close_notify, then the transport's own graceful close.
   bool closeGracefully() override;
+  void ackPromptly() override { transport_->ackPromptly(); }
   bool isTls() const override { return true; }
   // Server: the SNI the client asked for. Client: the SNI we sent. Empty if none.
   std::string serverName() const override;

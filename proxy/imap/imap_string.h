@@ -2,6 +2,7 @@
 // back-end.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -20,5 +21,14 @@ std::string imapLiteral(std::string_view value, bool literal_plus);
 // Any byte string as an IMAP astring: quoted when possible, otherwise a literal (8-bit, CR, LF).
 // Holds NUL only if the peer accepts NUL in literals, which IMAP servers do not.
 std::string imapAstring(std::string_view value, bool literal_plus);
+
+// The append forms write into `out` without temporaries. For a secret, reserve
+// astringCapacity() first: a reallocation would free a copy of it that nobody wipes.
+void appendQuoted(std::string& out, std::string_view value);
+void appendLiteral(std::string& out, std::string_view value, bool literal_plus);
+void appendAstring(std::string& out, std::string_view value, bool literal_plus);
+
+// The most bytes appendAstring() can add for `value`, whichever form it picks.
+std::size_t astringCapacity(std::string_view value);
 
 }  // namespace gatehouse::imap

@@ -47,6 +47,11 @@ class Stream {
     return false;
   }
 
+  // Acknowledge what arrives next at once instead of delaying the ACK (TCP_QUICKACK). For a
+  // caller that has pipelined commands and now only waits: a peer with Nagle on holds its second
+  // answer until the first is acknowledged, which a delayed ACK makes 40 ms late.
+  virtual void ackPromptly() {}
+
   virtual bool isTls() const { return false; }
   // Negotiated SNI name (server side TLS), or empty.
   virtual std::string serverName() const { return {}; }

@@ -29,6 +29,7 @@ class TcpStream final : public Stream {
   void shutdownWrite() override;
   void close() override;
   bool closeGracefully() override;
+  void ackPromptly() override;
 
   uv_tcp_t* handle() const { return tcp_.get(); }
 

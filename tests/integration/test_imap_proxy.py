@@ -613,6 +613,22 @@ class BackendFailureTest(GatehouseTestCase):
         self.assertTrue(lines[-1].startswith(b"* BYE [UNAVAILABLE]"), lines)
 
 
+    def test_backend_without_sasl_ir_gets_login_with_quoted_strings_and_literals(self):
+        # Without SASL-IR the login is replayed as LOGIN: a quoted string for QUOTED_PW, a LITERAL+
+        # literal for WEIRD_PW's 8-bit bytes.
+        d = Dovecot("N", "127.0.0.14", {"weird": WEIRD_PW, "quoter": QUOTED_PW},
+                    extra_conf="imap_capability = IMAP4rev1 LITERAL+ ID ENABLE IDLE\n")
+        self.addCleanup(d.stop)
+        d.start()
+        g = self.new_gatehouse([d.backend_config()], [user("weird", WEIRD_PW, "N"), user("quoter", QUOTED_PW, "N")],
+                               timeouts=REAL_BACKEND_TIMEOUTS)
+        for login, password in (("weird", WEIRD_PW), ("quoter", QUOTED_PW)):
+            with self.connect(g) as c:
+                _, tagged = c.login(login, password)
+                self.assertTrue(tagged.startswith(b"L1 OK [CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE]"), tagged)
+                c.ok("s", "SELECT INBOX")
+            d.wait_log(rf"Login: user=<{login}>")
+
 class ShutdownAndConfigTest(GatehouseTestCase):
     def test_sigterm_with_idle_preauth_session(self):
         dummy = {"name": "X", "address": "127.0.0.1", "ports": {"imap": closed_port()}, "tls": "none"}

@@ -125,10 +125,13 @@ class FakePop3:
     AUTH PLAIN only while "SASL PLAIN" is in `capa`, USER and PASS with +OK, and other commands from
     `answers` {keyword: raw bytes}. It closes right after answering a keyword in `close_after` (a back-end
     that dies). `sessions` holds each connection's commands in order (`commands`: all of them); a command
-    is recorded before it is answered."""
+    is recorded before it is answered. With `xclient_answer` it answers XCLIENT with that line, and only once the
+    next command has arrived: a proxy that waits for the answer before it sends more never gets one."""
 
-    def __init__(self, answers=None, close_after=(), xclient=False, capa=("USER", "RESP-CODES")):
+    def __init__(self, answers=None, close_after=(), xclient=False, capa=("USER", "RESP-CODES"),
+                 xclient_answer=None):
         self.answers = answers or {}
+        self.xclient_answer = xclient_answer
         self.close_after = set(close_after)
         self.xclient = xclient
         self.capa = list(capa)
@@ -163,11 +166,19 @@ class FakePop3:
 
     def _dialogue(self, conn, commands):
         conn.sendall(b"+OK [XCLIENT] fake ready\r\n" if self.xclient else b"+OK fake ready\r\n")
+        held = None  # XCLIENT's answer, sent before the next command's
         for raw in conn.makefile("rb"):
             line = raw.rstrip(b"\r\n").decode()
             commands.append(line)
             keyword = line.split(" ")[0].upper()
-            if keyword == "CAPA":
+            if held is not None:
+                conn.sendall(held)
+                if not held.startswith(b"+OK"):
+                    return  # a refusal: nothing after it is answered
+                held = None
+            if keyword == "XCLIENT" and self.xclient and self.xclient_answer is not None:
+                held = self.xclient_answer
+            elif keyword == "CAPA":
                 conn.sendall(b"+OK\r\n" + "".join(c + "\r\n" for c in self.capa).encode() + b".\r\n")
             elif keyword == "XCLIENT" and self.xclient:
                 conn.sendall(b"+OK\r\n")
@@ -641,6 +652,34 @@ class Pop3BackendFailureTest(Pop3TestCase):
         self.assertEqual(keywords[1:], [["XCLIENT", "AUTH", "STAT", "QUIT"]] * 2)
         for session in fake.sessions:
             self.assertEqual([cmd for cmd in session if cmd.startswith("AUTH")], [auth])
+
+    def test_remembered_login_is_pipelined_behind_xclient(self):
+        # This back-end answers XCLIENT only once the next command is in: a login that waited for
+        # that answer would hang until the greeting timeout.
+        fake = FakePop3({"STAT": b"+OK 0 0\r\n"}, xclient=True, xclient_answer=b"+OK\r\n",
+                        capa=["USER", "SASL PLAIN", "AUTH-RESP-CODE"])
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])],
+                               timeouts={**TIMEOUTS, "greeting_ms": 60000})
+        for _ in range(3):
+            c = self.connect(g)
+            c.login("fay", "fay-pass")
+            self.assertEqual(c.ok("STAT"), b"+OK 0 0")
+        self.assertEqual([[cmd.split(" ")[0] for cmd in s] for s in fake.sessions],
+                         [["XCLIENT", "CAPA", "AUTH", "STAT"]] + [["XCLIENT", "AUTH", "STAT"]] * 2)
+
+    def test_xclient_refused_with_the_login_pipelined_is_a_temporary_failure(self):
+        fake = FakePop3({}, xclient=True, capa=["USER", "SASL PLAIN", "AUTH-RESP-CODE"])
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
+        self.connect(g).login("fay", "fay-pass")  # learns the capabilities
+        fake.xclient_answer = b"-ERR XCLIENT not allowed\r\n"
+        c = self.connect(g)
+        c.ok("USER fay")
+        line = c.command("PASS fay-pass")
+        self.assertTrue(line.startswith(b"-ERR [SYS/TEMP]"), line)
+        self.assertEqual([cmd.split(" ")[0] for cmd in fake.sessions[-1]], ["XCLIENT", "AUTH"])
+        g.wait_log(lambda e: e.get("msg") == "back-end login failed" and e.get("reason") == "back-end refused XCLIENT")
 
     def test_capabilities_of_a_backend_without_auth_resp_code_are_asked_every_time(self):
         # Without RFC 3206 codes a refusal cannot say whether the login we chose was wrong for the

@@ -1,12 +1,12 @@
 // Unit tests for IMAP string quoting and base64: what Gatehouse writes must parse back to the
 // bytes the user typed.
-#include "proxy/core/base64.h"
 #include "proxy/imap/imap_string.h"
 
 #include <catch2/catch.hpp>
 #include <string>
 #include <string_view>
 
+#include "proxy/core/base64.h"
 #include "proxy/imap/imap_parser.h"
 
 namespace gatehouse::imap {
@@ -75,6 +75,31 @@ TEST_CASE("imap string: astring round-trips through the parser", "[imap_string]"
     const std::string value = "x" + std::string(1, static_cast<char>(c)) + "y";
     INFO("byte " << c);
     CHECK(replayThroughParser(value, true) == value);
+  }
+}
+
+TEST_CASE("imap string: astringCapacity leaves no room for a reallocation", "[imap_string]") {
+  // A reallocation while a password is appended frees a copy nobody wipes; the capacity bound
+  // must cover the longest form appendAstring() picks.
+  const std::string values[] = {
+      "",
+      "alice",
+      std::string(64, '"'),
+      std::string(64, '\\'),
+      std::string(1000, 'x') + "\xc3",
+      "a\r\nb",
+      std::string(1, '\xff'),
+  };
+  for (const std::string& value : values) {
+    for (bool literal_plus : {false, true}) {
+      INFO("value size " << value.size() << " literal_plus " << literal_plus);
+      std::string out = "L LOGIN ";
+      out.reserve(out.size() + astringCapacity(value));
+      const char* before = out.data();
+      appendAstring(out, value, literal_plus);
+      CHECK(out.data() == before);
+      CHECK(out.substr(8) == imapAstring(value, literal_plus));
+    }
   }
 }
 

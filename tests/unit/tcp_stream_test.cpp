@@ -90,6 +90,27 @@ TEST_CASE("accepted and connected sockets have TCP_NODELAY, the accepted ones fr
   REQUIRE(loop.shutdown() == 0);
 }
 
+TEST_CASE("ackPromptly takes the socket out of delayed-ACK (pingpong) mode", "[tcp]") {
+  TestLoop loop;
+  {
+    Connection c(loop);
+    // Linux reports TCP_QUICKACK as "not in pingpong mode"; setting it to 0 enters that mode, as
+    // an exchange of requests and answers does by itself.
+    auto quickAck = [&] {
+      int on = -1;
+      socklen_t len = sizeof on;
+      REQUIRE(getsockopt(fdOf(*c.client), IPPROTO_TCP, TCP_QUICKACK, &on, &len) == 0);
+      return on;
+    };
+    const int off = 0;
+    REQUIRE(setsockopt(fdOf(*c.client), IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off) == 0);
+    REQUIRE(quickAck() == 0);
+    c.client->ackPromptly();
+    CHECK(quickAck() == 1);
+  }
+  REQUIRE(loop.shutdown() == 0);
+}
+
 TEST_CASE("a connected stream reads without readStart(): a greeting sent at accept arrives",
           "[tcp]") {
   TestLoop loop;
