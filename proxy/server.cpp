@@ -1,7 +1,6 @@
-#include <openssl/ssl.h>
-
 #include "proxy/server.h"
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include <thread>
@@ -13,6 +12,7 @@
 #include "proxy/core/uv_handle.h"
 #include "proxy/imap/imap_session.h"
 #include "proxy/log/log.h"
+#include "proxy/net/listener.h"
 #include "proxy/pop3/pop3_session.h"
 #include "proxy/smtp/smtp_session.h"
 #include "tls/tls_context.h"
@@ -22,10 +22,14 @@ namespace {
 
 SessionFactory factoryFor(Protocol protocol) {
   switch (protocol) {
-    case Protocol::Imap: return makeImapSession;
-    case Protocol::Pop3: return makePop3Session;
-    case Protocol::Submission: return makeSmtpSession;
-    case Protocol::Http: break;
+    case Protocol::Imap:
+      return makeImapSession;
+    case Protocol::Pop3:
+      return makePop3Session;
+    case Protocol::Submission:
+      return makeSmtpSession;
+    case Protocol::Http:
+      break;
   }
   return nullptr;
 }
@@ -56,8 +60,8 @@ Server::~Server() = default;
 std::string Server::prepare() {
   shared_ = std::make_shared<WorkerShared>();
   shared_->config = config_;
-  shared_->connections = std::make_unique<ConnectionLimiter>(config_->limits.max_connections,
-                                                             config_->limits.max_connections_per_ip);
+  shared_->connections = std::make_unique<ConnectionLimiter>(
+      config_->limits.max_connections, config_->limits.max_connections_per_ip);
   std::string error;
   shared_->backends = BackendRegistry::create(*config_, error);
   if (!shared_->backends) return error;
@@ -67,13 +71,19 @@ std::string Server::prepare() {
     ListenerSpec spec;
     spec.config = &lc;
     spec.factory = factoryFor(lc.protocol);
-    if (!spec.factory) return "listener " + lc.name + ": protocol " + protocolName(lc.protocol) +
-                              " is not implemented yet";
+    if (!spec.factory)
+      return "listener " + lc.name + ": protocol " + protocolName(lc.protocol) +
+             " is not implemented yet";
     if (lc.tls != TlsMode::None) {
       spec.tls = ServerTlsContext::create(config_->certificates, alpnName(lc.protocol), error);
       if (!spec.tls) return "listener " + lc.name + ": " + error;
     }
     shared_->listeners.push_back(std::move(spec));
+  }
+  // Asked before our own sockets exist: afterwards every port would look taken.
+  std::vector<bool> already_listened;
+  for (const ListenerSpec& spec : shared_->listeners) {
+    already_listened.push_back(portHasListener(spec.config->address, spec.config->port));
   }
   unsigned count = config_->workers != 0 ? config_->workers : std::thread::hardware_concurrency();
   if (count == 0) count = 1;
@@ -86,8 +96,15 @@ std::string Server::prepare() {
   }
   for (size_t i = 0; i < shared_->listeners.size(); ++i) {
     const ListenerConfig& lc = *shared_->listeners[i].config;
-    log::info("listening", {{"listener", lc.name}, {"protocol", protocolName(lc.protocol)},
-                            {"address", lc.address}, {"port", ports[i]}, {"workers", count}});
+    log::info("listening", {{"listener", lc.name},
+                            {"protocol", protocolName(lc.protocol)},
+                            {"address", lc.address},
+                            {"port", ports[i]},
+                            {"workers", count}});
+    if (already_listened[i]) {
+      log::warn("port shared with another process: new connections are split between them",
+                {{"listener", lc.name}, {"address", lc.address}, {"port", ports[i]}});
+    }
   }
   return {};
 }

@@ -2,7 +2,9 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace gatehouse {
@@ -69,6 +71,26 @@ void Listener::onConnection(uv_stream_t* server, int status) {
   }
   if (uv_accept(server, connection.stream()) != 0) return;
   self->on_accept_(std::move(connection), self->local_address_);
+}
+
+bool portHasListener(const std::string& address, uint16_t port) {
+  if (port == 0) return false;
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(sockaddr_in);
+  if (uv_ip4_addr(address.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0) {
+    if (uv_ip6_addr(address.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+      return false;
+    }
+    len = sizeof(sockaddr_in6);
+  }
+  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  // SO_REUSEADDR: connections of an earlier run in TIME_WAIT do not count, only a listener does.
+  const int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  const bool in_use = bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 && errno == EADDRINUSE;
+  ::close(fd);
+  return in_use;
 }
 
 }  // namespace gatehouse

@@ -35,4 +35,10 @@ class Listener {
   std::string local_address_;
 };
 
+// True when a socket already listens on address:port. Our SO_REUSEPORT bind still succeeds when
+// that socket is another process of the same user with SO_REUSEPORT (an instance left running,
+// or a new one started before the old one stopped), and the kernel then splits new connections
+// between the two processes without a word. False for port 0 and on any other error.
+bool portHasListener(const std::string& address, uint16_t port);
+
 }  // namespace gatehouse

@@ -644,6 +644,28 @@ class ShutdownAndConfigTest(GatehouseTestCase):
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", g.ports["plain"]), timeout=2).close()
 
+    def test_second_instance_on_the_same_ports_is_warned_about(self):
+        # SO_REUSEPORT lets a second Gatehouse of the same user bind the same ports; the kernel then
+        # splits connections between the two. Allowed (a restart without refused connections), but
+        # said in the log of the one that started second.
+        dummy = {"name": "X", "address": "127.0.0.1", "ports": {"imap": closed_port()}, "tls": "none"}
+        first = self.new_gatehouse([dummy], [user("x", "x-pass", "X")])
+        fixed = [dict(l, port=first.ports[l["name"]]) for l in LISTENERS]
+        second = Gatehouse({"listeners": fixed, "backends": [dummy], "timeouts": TIMEOUTS},
+                           users=[user("x", "x-pass", "X")])
+        self.addCleanup(second.cleanup)
+        second.start()
+        shared = lambda line: line.get("msg", "").startswith("port shared with another process")
+        warned = {}
+        for name in first.ports:
+            warned[name] = second.wait_log(lambda l, n=name: shared(l) and l.get("listener") == n)["port"]
+        self.assertEqual(warned, first.ports)
+        self.assertEqual([l for l in first.log_lines() if shared(l)], [])
+        second.terminate()
+        self.assertEqual(second.wait_exit(GRACE_S + 5), 0)
+        with self.connect(first) as c:  # the first one serves on alone
+            self.assertIn(b"IMAP4rev1", c.command("c", "CAPABILITY")[0][0])
+
     def test_check_config(self):
         good = Gatehouse({"listeners": LISTENERS, "backends": [], "timeouts": TIMEOUTS}, users=[])
         self.addCleanup(good.cleanup)

@@ -111,6 +111,20 @@ TEST_CASE("ackPromptly takes the socket out of delayed-ACK (pingpong) mode", "[t
   REQUIRE(loop.shutdown() == 0);
 }
 
+TEST_CASE("portHasListener sees a listening socket, and only while it listens", "[tcp]") {
+  TestLoop loop;
+  {
+    Listener listener(loop.loop(), [](UvHandle<uv_tcp_t>, const std::string&) {});
+    REQUIRE(listener.listen("127.0.0.1", 0).empty());
+    const uint16_t port = listener.boundPort();
+    CHECK(portHasListener("127.0.0.1", port));
+    CHECK_FALSE(portHasListener("127.0.0.1", 0));
+    listener.close();
+    CHECK_FALSE(portHasListener("127.0.0.1", port));
+  }
+  REQUIRE(loop.shutdown() == 0);
+}
+
 TEST_CASE("a connected stream reads without readStart(): a greeting sent at accept arrives",
           "[tcp]") {
   TestLoop loop;
