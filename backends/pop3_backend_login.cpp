@@ -125,10 +125,7 @@ void Pop3BackendLogin::afterTls() {
   if (auto remembered = backend_.pop3_capabilities.recall()) {
     adopt(*remembered);
     if (xclient_) {
-      // The login rides behind XCLIENT. Their two +OK come from two Dovecot processes
-      // (pop3-login, then pop3), so they go out with ackPromptly().
-      xclient_pending_ = true;
-      sendLogin(xclientCommand(request_));
+      sendLoginBehindXclient();
     } else {
       sendLogin();
     }
@@ -202,39 +199,42 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
   }
 }
 
-void Pop3BackendLogin::sendLogin(std::string pipelined_before) {
-  const bool pipelined = !pipelined_before.empty();
-  auto sendCommand = [&](std::string command) {
-    if (!pipelined) {
-      send(std::move(command));
-      return;
-    }
-    pipelined_before += command;
-    OPENSSL_cleanse(command.data(), command.size());
-    sendPipelined(std::move(pipelined_before));
-  };
+std::string Pop3BackendLogin::loginCommand() {
   if (sasl_plain_) {
     std::string command = saslPlainLine("AUTH PLAIN ");
     if (command.size() <= kMaxCommandLine) {
       state_ = State::Auth;
-    } else {
-      OPENSSL_cleanse(command.data(), command.size());
-      command = "AUTH PLAIN\r\n";
-      state_ = State::AuthContinue;
+      return command;
     }
-    sendCommand(std::move(command));
-    return;
+    OPENSSL_cleanse(command.data(), command.size());
+    state_ = State::AuthContinue;
+    return "AUTH PLAIN\r\n";
   }
   if (capa_ok_ && !user_) {
     fail(BackendFailure::Unavailable, "back-end offers no way to send these credentials");
-    return;
+    return {};
   }
   if (!fitsOnLine(request_.user) || !fitsOnLine(request_.password.reveal())) {
     fail(BackendFailure::Unavailable, "credentials cannot be sent with USER/PASS");
-    return;
+    return {};
   }
   state_ = State::User;
-  sendCommand("USER " + request_.user + "\r\n");
+  return "USER " + request_.user + "\r\n";
+}
+
+void Pop3BackendLogin::sendLogin() {
+  std::string command = loginCommand();
+  if (!command.empty()) send(std::move(command));
+}
+
+void Pop3BackendLogin::sendLoginBehindXclient() {
+  std::string command = loginCommand();
+  if (command.empty()) return;
+  std::string batch = xclientCommand(request_);
+  batch += command;  // a reallocation frees only XCLIENT's bytes
+  OPENSSL_cleanse(command.data(), command.size());
+  xclient_pending_ = true;
+  sendPipelined(std::move(batch));
 }
 
 void Pop3BackendLogin::onLoginAnswer(std::string_view line) {

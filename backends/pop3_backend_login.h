@@ -30,8 +30,13 @@ class Pop3BackendLogin final : public BackendLogin {
   void onCapaLine(std::string_view line);
   void adopt(uint32_t learned);
   uint32_t learned() const;
-  // Sends the login command(s), behind `pipelined_before` if given (in one write).
-  void sendLogin(std::string pipelined_before = {});
+  // The first command of the login (AUTH PLAIN or USER), with state_ set for its answer; empty
+  // after fail() when these credentials cannot be sent.
+  std::string loginCommand();
+  void sendLogin();
+  // XCLIENT and the login in one write. Their two +OK come from two Dovecot processes (pop3-login,
+  // then pop3): sendPipelined() keeps the second from waiting for our delayed ACK of the first.
+  void sendLoginBehindXclient();
   void onLoginAnswer(std::string_view line);
   void refused(std::string_view line);
 
