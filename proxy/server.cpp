@@ -71,9 +71,10 @@ std::string Server::prepare() {
     ListenerSpec spec;
     spec.config = &lc;
     spec.factory = factoryFor(lc.protocol);
-    if (!spec.factory)
+    if (!spec.factory) {
       return "listener " + lc.name + ": protocol " + protocolName(lc.protocol) +
              " is not implemented yet";
+    }
     if (lc.tls != TlsMode::None) {
       spec.tls = ServerTlsContext::create(config_->certificates, alpnName(lc.protocol), error);
       if (!spec.tls) return "listener " + lc.name + ": " + error;
