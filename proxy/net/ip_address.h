@@ -1,9 +1,13 @@
-// IP address literals compared by value: "::1" and "0::1" are one address. Pure, no sockets.
+// IP address literals compared by value ("::1" and "0::1" are one address) and as socket
+// addresses. Pure, no sockets.
 #pragma once
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -20,6 +24,30 @@ inline std::optional<std::string> ipAddressBytes(const std::string& text) {
     return std::string(bytes.begin(), bytes.end());
   }
   return std::nullopt;
+}
+
+// `ip`:`port` as a socket address, for the literals ipAddressBytes() accepts (which is what the
+// configuration allows); nullopt for anything else.
+inline std::optional<sockaddr_storage> socketAddress(const std::string& ip, uint16_t port) {
+  sockaddr_storage storage{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+  if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    return storage;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    return storage;
+  }
+  return std::nullopt;
+}
+
+// The length bind() and connect() want for `address`.
+inline socklen_t socketAddressLength(const sockaddr_storage& address) {
+  return address.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
 
 }  // namespace gatehouse

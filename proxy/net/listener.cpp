@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "proxy/net/ip_address.h"
+
 namespace gatehouse {
 namespace {
 
@@ -24,22 +26,17 @@ Listener::Listener(uv_loop_t* loop, AcceptCallback on_accept)
     : loop_(loop), on_accept_(std::move(on_accept)) {}
 
 std::string Listener::listen(const std::string& address, uint16_t port, int backlog) {
-  sockaddr_storage addr{};
-  unsigned family = AF_INET;
-  if (uv_ip4_addr(address.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0) {
-    if (uv_ip6_addr(address.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
-      return "invalid listen address " + address;
-    }
-    family = AF_INET6;
-  }
-  int rc = tcp_.init(this, [&](uv_tcp_t* t) { return uv_tcp_init_ex(loop_, t, family); });
+  std::optional<sockaddr_storage> parsed = socketAddress(address, port);
+  if (!parsed) return "invalid listen address " + address;
+  const sockaddr_storage& addr = *parsed;
+  int rc = tcp_.init(this, [&](uv_tcp_t* t) { return uv_tcp_init_ex(loop_, t, addr.ss_family); });
   if (rc != 0) return uv_strerror(rc);
   uv_os_fd_t fd;
   uv_fileno(tcp_.base(), &fd);
   int on = 1;
   // libuv 1.44 has no UV_TCP_REUSEPORT; set it on the fresh socket before bind.
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) return "SO_REUSEPORT failed";
-  rc = uv_tcp_bind(tcp_.get(), reinterpret_cast<sockaddr*>(&addr), 0);
+  rc = uv_tcp_bind(tcp_.get(), reinterpret_cast<const sockaddr*>(&addr), 0);
   // Inherited by every accepted socket (see TcpStream::NoDelay).
   if (rc == 0) rc = uv_tcp_nodelay(tcp_.get(), 1);
   if (rc == 0) rc = uv_listen(tcp_.stream(), backlog, onConnection);
@@ -74,21 +71,16 @@ void Listener::onConnection(uv_stream_t* server, int status) {
 }
 
 bool portHasListener(const std::string& address, uint16_t port) {
-  if (port == 0) return false;
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(sockaddr_in);
-  if (uv_ip4_addr(address.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0) {
-    if (uv_ip6_addr(address.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
-      return false;
-    }
-    len = sizeof(sockaddr_in6);
-  }
-  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  std::optional<sockaddr_storage> addr = socketAddress(address, port);
+  if (port == 0 || !addr) return false;
+  const int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   // SO_REUSEADDR: connections of an earlier run in TIME_WAIT do not count, only a listener does.
   const int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  const bool in_use = bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 && errno == EADDRINUSE;
+  const bool in_use =
+      bind(fd, reinterpret_cast<const sockaddr*>(&*addr), socketAddressLength(*addr)) != 0 &&
+      errno == EADDRINUSE;
   ::close(fd);
   return in_use;
 }

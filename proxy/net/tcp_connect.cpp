@@ -1,5 +1,9 @@
 #include "proxy/net/tcp_connect.h"
 
+#include <optional>
+
+#include "proxy/net/ip_address.h"
+
 namespace gatehouse {
 
 TcpConnector::TcpConnector(uv_loop_t* loop, Callback done) : loop_(loop), done_(std::move(done)) {}
@@ -8,19 +12,15 @@ TcpConnector::~TcpConnector() = default;  // handles close themselves; callbacks
 
 void TcpConnector::connect(const std::string& ip, uint16_t port, unsigned timeout_ms) {
   timer_.init(this, [this](uv_timer_t* t) { return uv_timer_init(loop_, t); });
-  sockaddr_storage addr{};
-  int rc = 0;
-  if (uv_ip4_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
-      uv_ip6_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
-    rc = UV_EINVAL;
-  }
+  std::optional<sockaddr_storage> addr = socketAddress(ip, port);
+  int rc = addr ? 0 : UV_EINVAL;
   UvHandle<uv_tcp_t> tcp;
   if (rc == 0) rc = tcp.init(nullptr, [this](uv_tcp_t* t) { return uv_tcp_init(loop_, t); });
   if (rc == 0) {
     stream_ = std::make_unique<TcpStream>(std::move(tcp));
     auto request = std::make_unique<uv_connect_t>();
     request->data = this;
-    rc = uv_tcp_connect(request.get(), stream_->handle(), reinterpret_cast<sockaddr*>(&addr),
+    rc = uv_tcp_connect(request.get(), stream_->handle(), reinterpret_cast<const sockaddr*>(&*addr),
                         onConnected);
     if (rc == 0) request.release();  // owned by libuv until onConnected
   }

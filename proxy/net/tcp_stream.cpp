@@ -92,21 +92,26 @@ void TcpStream::close() {
   tcp_.reset();
 }
 
-void TcpStream::ackPromptly() {
+int TcpStream::socketFd() const {
   uv_os_fd_t fd = -1;
+  if (!tcp_ || uv_fileno(tcp_.base(), &fd) != 0) return -1;
+  return fd;
+}
+
+void TcpStream::ackPromptly() {
+  const int fd = socketFd();
   const int on = 1;
   // Linux leaves quick-ACK mode by itself once the exchange looks interactive again; failing to
   // set it only costs latency.
-  if (tcp_ && uv_fileno(tcp_.base(), &fd) == 0)
-    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+  if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
 }
 
 bool TcpStream::closeGracefully() {
   if (tcp_ && queued_ == 0 && !shut_down_ && !failed_) {
     // close() sends the FIN that shutdown() would; only unread input would make it a reset.
-    uv_os_fd_t fd = -1;
+    const int fd = socketFd();
     int unread = 0;
-    if (uv_fileno(tcp_.base(), &fd) == 0 && ioctl(fd, FIONREAD, &unread) == 0 && unread == 0) {
+    if (fd >= 0 && ioctl(fd, FIONREAD, &unread) == 0 && unread == 0) {
       close();
       return true;
     }

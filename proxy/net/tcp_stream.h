@@ -35,6 +35,8 @@ class TcpStream final : public Stream {
 
  private:
   struct WriteRequest;
+
+  int socketFd() const;  // -1 once closed
   static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void onReadDone(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void onWriteDone(uv_write_t* req, int status);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/net/ip_address.h"
 #include "proxy/net/listener.h"
 #include "proxy/net/tcp_connect.h"
 #include "tests/unit/stream_recorder.h"
@@ -121,6 +122,44 @@ TEST_CASE("portHasListener sees a listening socket, and only while it listens", 
     CHECK_FALSE(portHasListener("127.0.0.1", 0));
     listener.close();
     CHECK_FALSE(portHasListener("127.0.0.1", port));
+  }
+  REQUIRE(loop.shutdown() == 0);
+}
+
+TEST_CASE("socketAddress takes IPv4 and IPv6 literals only", "[tcp]") {
+  auto v4 = socketAddress("127.0.0.2", 143);
+  REQUIRE(v4);
+  CHECK(v4->ss_family == AF_INET);
+  CHECK(ntohs(reinterpret_cast<const sockaddr_in&>(*v4).sin_port) == 143);
+  CHECK(socketAddressLength(*v4) == sizeof(sockaddr_in));
+  auto v6 = socketAddress("::1", 993);
+  REQUIRE(v6);
+  CHECK(v6->ss_family == AF_INET6);
+  CHECK(ntohs(reinterpret_cast<const sockaddr_in6&>(*v6).sin6_port) == 993);
+  CHECK(socketAddressLength(*v6) == sizeof(sockaddr_in6));
+  CHECK_FALSE(socketAddress("localhost", 143));
+  CHECK_FALSE(socketAddress("127.0.0.256", 143));
+  CHECK_FALSE(socketAddress("", 143));
+}
+
+TEST_CASE("an IPv6 listener accepts, and portHasListener sees it", "[tcp]") {
+  TestLoop loop;
+  {
+    bool accepted = false;
+    Listener listener(loop.loop(),
+                      [&](UvHandle<uv_tcp_t>, const std::string&) { accepted = true; });
+    REQUIRE(listener.listen("::1", 0).empty());
+    CHECK(portHasListener("::1", listener.boundPort()));
+    std::string error = "pending";
+    std::unique_ptr<TcpStream> client;
+    TcpConnector connector(loop.loop(), [&](std::unique_ptr<TcpStream> s, std::string e) {
+      client = std::move(s);
+      error = std::move(e);
+    });
+    connector.connect("::1", listener.boundPort(), 2000);
+    REQUIRE(loop.runUntil([&] { return error != "pending" && accepted; }));
+    CHECK(error.empty());
+    CHECK(client != nullptr);
   }
   REQUIRE(loop.shutdown() == 0);
 }
