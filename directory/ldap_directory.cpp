@@ -8,6 +8,7 @@
 #include "directory/ldap_client.h"
 #include "directory/ldap_route.h"
 #include "proxy/core/loop_mailbox.h"
+#include "proxy/core/thread_name.h"
 #include "proxy/log/log.h"
 
 namespace gatehouse {
@@ -45,6 +46,7 @@ LdapDirectory::LdapDirectory(LdapConfig config, const std::vector<BackendConfig>
     if (client_) client_->start();
   });
   thread_ = std::thread([this] {
+    nameThisThread("gh-ldap");
     mailbox_->bindToThisThread();
     uv_run(&loop_, UV_RUN_DEFAULT);
   });

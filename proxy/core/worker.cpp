@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "proxy/core/thread_name.h"
 #include "proxy/log/log.h"
 #include "proxy/net/tcp_stream.h"
 
@@ -59,6 +60,7 @@ std::string Worker::bind(std::vector<uint16_t>& ports) {
 
 void Worker::startThread() {
   thread_ = std::thread([this] {
+    nameThisThread("gh-worker-" + std::to_string(index_));
     mailbox_->bindToThisThread();
     uv_run(&loop_, UV_RUN_DEFAULT);
   });

@@ -6,6 +6,7 @@ B's name. Gatehouse runs without the authentication cache, so every login is a s
 """
 
 import json
+import os
 import re
 import time
 import unittest
@@ -120,6 +121,15 @@ class LdapDirectoryTest(LdapTestCase):
         self.assert_lands_on(self.g, "bob", "on-B")    # mailHost: B's name
         ok = self.g.wait_log(lambda l: l.get("msg") == "ldap connected", what="ldap connected")
         self.assertEqual(ok.get("bind_dn"), "cn=gatehouse,ou=services,dc=example,dc=com")
+
+    def test_threads_are_named_for_operators(self):
+        # top -H, ps -L and perf show which thread burns CPU: each worker and the LDAP thread.
+        task_dir = f"/proc/{self.g.proc.pid}/task"
+        names = sorted(open(f"{task_dir}/{tid}/comm").read().strip() for tid in os.listdir(task_dir))
+        self.assertIn("gh-ldap", names)
+        workers = self.g.config["workers"]
+        for index in range(workers):
+            self.assertIn(f"gh-worker-{index}", names)
 
     def test_login_by_mail_address_presents_the_uid(self):
         since = self.A.log_size()
