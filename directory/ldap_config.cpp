@@ -24,6 +24,8 @@ constexpr uint64_t kMaxTimeoutMs = 86400000;
 constexpr uint64_t kMaxInFlight = 1000000;
 // Each bind connection is a socket (and a TLS session) held open on every LDAP server.
 constexpr uint64_t kMaxBindConnections = 256;
+// A password file is a line; anything this large is the wrong file.
+constexpr size_t kMaxBindPasswordFile = 4096;
 
 const std::vector<std::pair<std::string_view, LdapScope>> kScopes = {
     {"sub", LdapScope::Sub},
@@ -40,11 +42,6 @@ bool isAttributeName(std::string_view s) {
     if (!ok) return false;
   }
   return true;
-}
-
-std::string trimTrailingNewlines(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
 }
 
 class LdapReader {
@@ -169,8 +166,9 @@ void LdapReader::readCredentials(const ObjectReader& reader) {
   }
   if (file) {
     std::string problem;
-    if (auto text = readTextFile(*file, problem)) {
-      config_.bind_password = Secret(trimTrailingNewlines(std::move(*text)));
+    if (auto secret = readSecretFile(*file, kMaxBindPasswordFile, problem)) {
+      secret->trimTrailingNewlines();
+      config_.bind_password = std::move(*secret);
       password_read = true;
     } else {
       reader.error(reader.pointerOf("bind_password_file"),

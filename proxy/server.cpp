@@ -15,6 +15,7 @@
 #include "proxy/net/listener.h"
 #include "proxy/pop3/pop3_session.h"
 #include "proxy/smtp/smtp_session.h"
+#include "tls/ticket_keys.h"
 #include "tls/tls_context.h"
 
 namespace gatehouse {
@@ -67,6 +68,10 @@ std::string Server::prepare() {
   if (!shared_->backends) return error;
   shared_->directory = makeDirectory(*config_, error);
   if (!shared_->directory) return error;
+  std::shared_ptr<const TicketKeys> ticket_keys;
+  if (!config_->session_ticket_keys.empty()) {
+    ticket_keys = std::make_shared<const TicketKeys>(config_->session_ticket_keys);
+  }
   for (const ListenerConfig& lc : config_->listeners) {
     ListenerSpec spec;
     spec.config = &lc;
@@ -76,7 +81,8 @@ std::string Server::prepare() {
              " is not implemented yet";
     }
     if (lc.tls != TlsMode::None) {
-      spec.tls = ServerTlsContext::create(config_->certificates, alpnName(lc.protocol), error);
+      spec.tls = ServerTlsContext::create(config_->certificates, alpnName(lc.protocol), ticket_keys,
+                                          error);
       if (!spec.tls) return "listener " + lc.name + ": " + error;
     }
     shared_->listeners.push_back(std::move(spec));

@@ -19,6 +19,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "tls/ticket_keys.h"
+
 namespace gatehouse {
 namespace {
 
@@ -35,6 +37,7 @@ struct CertEntry {
 struct ServerTable {
   std::vector<CertEntry> entries;
   std::string alpn;
+  std::shared_ptr<const TicketKeys> ticket_keys;  // null: BoringSSL's own keys for this context
 };
 
 void freeServerTable(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*index*/,
@@ -92,6 +95,13 @@ const CertEntry* selectCertificate(const ServerTable& table, std::string_view sn
   return nullptr;
 }
 
+// A session resumes only where it was made: same protocol (an IMAP session is no POP3 session, the
+// ALPACA class of confusion) and same certificate (BoringSSL asks servers to partition by SNI
+// host).
+std::string sessionContext(std::string_view alpn, ptrdiff_t certificate_index) {
+  return std::string(alpn) + "/" + std::to_string(certificate_index);
+}
+
 // Runs once the ClientHello (and so the SNI) has been parsed.
 int selectCertificateCallback(SSL* ssl, void* /*arg*/) {
   const ServerTable* table = serverTableOf(ssl);
@@ -99,8 +109,19 @@ int selectCertificateCallback(SSL* ssl, void* /*arg*/) {
   const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   const CertEntry* entry = selectCertificate(*table, sni != nullptr ? sni : "");
   if (entry == nullptr || entry == &table->entries.front()) return 1;  // the default is set
+  std::string context = sessionContext(table->alpn, entry - table->entries.data());
   return SSL_set_chain_and_key(ssl, entry->chain_view.data(), entry->chain_view.size(),
-                               entry->key.get(), nullptr);
+                               entry->key.get(), nullptr) &&
+         SSL_set_session_id_context(ssl, reinterpret_cast<const uint8_t*>(context.data()),
+                                    context.size());
+}
+
+int ticketKeyCallback(SSL* ssl, uint8_t* name, uint8_t* iv, EVP_CIPHER_CTX* cipher, HMAC_CTX* hmac,
+                      int encrypt) {
+  const ServerTable* table = serverTableOf(ssl);
+  if (table == nullptr || !table->ticket_keys) return -1;
+  return encrypt != 0 ? table->ticket_keys->seal(name, iv, cipher, hmac)
+                      : table->ticket_keys->open(name, iv, cipher, hmac);
 }
 
 // Strict ALPN: a client that offers ALPN must offer ours (cross-protocol attacks such as ALPACA
@@ -185,7 +206,7 @@ bool loadEntry(const CertificateConfig& config, CertEntry& entry, std::string& e
 
 std::shared_ptr<const ServerTlsContext> ServerTlsContext::create(
     const std::vector<CertificateConfig>& certificates, const std::string& alpn,
-    std::string& error) {
+    std::shared_ptr<const TicketKeys> ticket_keys, std::string& error) {
   if (certificates.empty()) {
     error = "no certificate configured";
     return nullptr;
@@ -215,6 +236,20 @@ std::shared_ptr<const ServerTlsContext> ServerTlsContext::create(
   }
   if (table->entries.size() > 1) {
     SSL_CTX_set_cert_cb(ctx.get(), selectCertificateCallback, nullptr);
+  }
+  std::string session_context = sessionContext(alpn, 0);
+  // Resumption is by ticket only: the stateful cache would hold memory per client and resume
+  // nothing on the pool's other instances.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  if (!SSL_CTX_set_session_id_context(ctx.get(),
+                                      reinterpret_cast<const uint8_t*>(session_context.data()),
+                                      session_context.size())) {
+    error = "cannot create TLS context: " + lastCryptoError();
+    return nullptr;
+  }
+  if (ticket_keys) {
+    table->ticket_keys = std::move(ticket_keys);
+    SSL_CTX_set_tlsext_ticket_key_cb(ctx.get(), ticketKeyCallback);
   }
   if (!alpn.empty()) SSL_CTX_set_alpn_select_cb(ctx.get(), selectAlpnCallback, nullptr);
   if (!SSL_CTX_set_ex_data(ctx.get(), serverTableIndex(), table.get())) {

@@ -12,16 +12,21 @@
 
 namespace gatehouse {
 
+class TicketKeys;
+
 // Immutable after create(); shared between worker threads (SSL_new on a shared SSL_CTX is safe).
 class ServerTlsContext {
  public:
   // `certificates[0]` is the default for clients that send no SNI or an unknown name.
   // `alpn` is the listener's ALPN protocol ("imap"): a client offering ALPN without it is refused
   // with a fatal no_application_protocol alert; a client offering no ALPN at all is served.
+  // Sessions resume by ticket, sealed with `ticket_keys` (shared by every listener and every
+  // instance that has the same key files) or, when null, with keys BoringSSL makes for this
+  // context alone; a ticket only resumes on the same protocol and certificate.
   // On failure returns nullptr and sets `error` (names the file and the problem).
   static std::shared_ptr<const ServerTlsContext> create(
       const std::vector<CertificateConfig>& certificates, const std::string& alpn,
-      std::string& error);
+      std::shared_ptr<const TicketKeys> ticket_keys, std::string& error);
 
   // A fresh server-side SSL (accept state) for one connection; nullptr only if out of memory.
   // The SSL keeps the SSL_CTX (and with it the certificate table) alive on its own.

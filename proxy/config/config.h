@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "proxy/core/secret.h"
+
 namespace gatehouse {
 
 enum class Protocol { Imap, Pop3, Submission, Http };
@@ -32,12 +34,12 @@ struct ListenerConfig {
 };
 
 struct BackendConfig {
-  std::string name;                     // what the directory's route names
-  std::string address;                  // IP literal; Gatehouse never resolves names from LDAP
-  std::map<Protocol, uint16_t> ports;   // per protocol
+  std::string name;                    // what the directory's route names
+  std::string address;                 // IP literal; Gatehouse never resolves names from LDAP
+  std::map<Protocol, uint16_t> ports;  // per protocol
   TlsMode tls = TlsMode::None;
-  std::string ca_file;                  // verify the back-end's certificate against this CA
-  std::string server_name;              // SNI and name to verify; defaults to address
+  std::string ca_file;      // verify the back-end's certificate against this CA
+  std::string server_name;  // SNI and name to verify; defaults to address
   bool verify = true;
 };
 
@@ -45,8 +47,8 @@ struct StaticUser {
   std::string login;
   std::string password_hash;  // {SSHA}, {SSHA512}, {CRYPT}$6$... or $6$...
   std::string backend;
-  std::string backend_login;          // what the back-end is told; defaults to login
-  std::vector<Protocol> protocols;    // empty = all
+  std::string backend_login;        // what the back-end is told; defaults to login
+  std::vector<Protocol> protocols;  // empty = all
 };
 
 // How typed logins are rewritten before any look-up (directory/login_normalizer.h).
@@ -60,36 +62,37 @@ struct LoginNormalizationConfig {
 // The authentication cache in front of the directory (directory/cached_directory.h).
 struct DirectoryCacheConfig {
   bool enabled = true;
-  unsigned ttl_s = 60;           // Ok and Disabled answers; an old password works at most this long
-  unsigned negative_ttl_s = 5;   // wrong passwords, so a retry after a typo reaches the directory
-  unsigned stale_max_s = 3600;   // while the directory fails, positives this old still let users in
-  size_t max_entries = 100000;   // (login, protocol) entries, least recently used evicted first
+  unsigned ttl_s = 60;          // Ok and Disabled answers; an old password works at most this long
+  unsigned negative_ttl_s = 5;  // wrong passwords, so a retry after a typo reaches the directory
+  unsigned stale_max_s = 3600;  // while the directory fails, positives this old still let users in
+  size_t max_entries = 100000;  // (login, protocol) entries, least recently used evicted first
 };
 
 struct DirectoryConfig {
-  std::string type = "static";  // "static" | "ldap"
-  std::vector<StaticUser> users; // static: inline users, plus those of users_file
-  std::string users_file;        // absolute path; its users are already in `users`
-  std::string ldap_json;         // ldap: the "ldap" object as JSON text, read by the LDAP directory
+  std::string type = "static";    // "static" | "ldap"
+  std::vector<StaticUser> users;  // static: inline users, plus those of users_file
+  std::string users_file;         // absolute path; its users are already in `users`
+  std::string ldap_json;  // ldap: the "ldap" object as JSON text, read by the LDAP directory
   DirectoryCacheConfig cache;
   LoginNormalizationConfig login;
 };
 
 struct Limits {
-  size_t max_line = 8192;                 // one command line before login (bytes)
-  size_t max_auth_literal = 8192;         // a literal in a pre-auth command
-  unsigned max_bad_commands = 10;         // BAD answers before the session is ended
-  unsigned max_auth_failures = 3;         // failed logins before the session is ended
-  size_t max_connections = 10000;         // per process
-  size_t max_connections_per_ip = 0;      // 0 = unlimited
+  size_t max_line = 8192;             // one command line before login (bytes)
+  size_t max_auth_literal = 8192;     // a literal in a pre-auth command
+  unsigned max_bad_commands = 10;     // BAD answers before the session is ended
+  unsigned max_auth_failures = 3;     // failed logins before the session is ended
+  size_t max_connections = 10000;     // per process
+  size_t max_connections_per_ip = 0;  // 0 = unlimited
 };
 
 struct Timeouts {
-  unsigned connect_ms = 5000;         // TCP connect to a back-end
-  unsigned greeting_ms = 5000;        // back-end greeting, STARTTLS and login replay, each step
-  unsigned preauth_idle_ms = 60000;   // client silent before login
-  unsigned session_idle_ms = 1800000; // relayed session with no traffic either way (RFC 3501: 30 min)
-  unsigned shutdown_grace_ms = 10000; // on SIGTERM, how long sessions may finish
+  unsigned connect_ms = 5000;        // TCP connect to a back-end
+  unsigned greeting_ms = 5000;       // back-end greeting, STARTTLS and login replay, each step
+  unsigned preauth_idle_ms = 60000;  // client silent before login
+  unsigned session_idle_ms =
+      1800000;  // relayed session with no traffic either way (RFC 3501: 30 min)
+  unsigned shutdown_grace_ms = 10000;  // on SIGTERM, how long sessions may finish
 };
 
 // SMTP submission (proxy/smtp/): where messages go and the RFC 5321 4.5.3.2 server timeouts.
@@ -97,7 +100,7 @@ struct SubmissionConfig {
   // Back-ends (names from /backends, each with a submission port) that take every submission,
   // whoever the user is; empty: the user's home back-end's submission port.
   std::vector<std::string> relay_backends;
-  uint64_t max_message_size = 0;       // SIZE in EHLO; 0: "SIZE" without a number (RFC 1870)
+  uint64_t max_message_size = 0;         // SIZE in EHLO; 0: "SIZE" without a number (RFC 1870)
   unsigned command_timeout_ms = 300000;  // client silent before AUTH (RFC 5321 4.5.3.2.7: 5 min)
   unsigned relay_idle_ms = 600000;  // relayed, no traffic (>= the 10 min DATA termination wait)
 };
@@ -106,6 +109,9 @@ struct Config {
   unsigned workers = 0;  // 0 = one per core
   std::string hostname = "gatehouse";
   std::vector<CertificateConfig> certificates;
+  // Contents of tls.session_ticket_key_files (validated by TicketKeys::problemWith); the first
+  // seals.
+  std::vector<Secret> session_ticket_keys;
   std::vector<ListenerConfig> listeners;
   std::vector<BackendConfig> backends;
   DirectoryConfig directory;

@@ -3,6 +3,7 @@
 #include "proxy/config/config_loader.h"
 
 #include <fcntl.h>
+#include <openssl/mem.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "proxy/config/config_json.h"
 #include "proxy/core/ascii.h"
 #include "proxy/net/ip_address.h"
+#include "tls/ticket_keys.h"
 
 namespace gatehouse {
 namespace {
@@ -159,6 +161,7 @@ class Builder {
   void readLog(const Json& value, const std::string& pointer);
   void readTls(const Json& value, const std::string& pointer);
   void readCertificate(const Json& value, const std::string& pointer);
+  void readTicketKeys(const Json& files, const std::string& pointer);
   void readListeners(const Json& value, const std::string& pointer);
   void readListener(const Json& value, const std::string& pointer);
   void checkListenerTls(const ObjectReader& reader, std::optional<bool> require_tls,
@@ -178,6 +181,7 @@ class Builder {
   void readLimits(const Json& value, const std::string& pointer);
   void readTimeouts(const Json& value, const std::string& pointer);
   void readSubmission(const Json& value, const std::string& pointer);
+  std::string absolutePath(const std::string& name) const;  // relative names: to base_dir_
   std::optional<std::string> readFile(const ObjectReader& reader, std::string_view key, Need need);
   std::optional<std::string> readName(const ObjectReader& reader, std::string_view key, Need need);
   std::optional<std::string> readAddress(const ObjectReader& reader, std::string_view key);
@@ -242,6 +246,11 @@ void Builder::readLog(const Json& value, const std::string& pointer) {
   }
 }
 
+std::string Builder::absolutePath(const std::string& name) const {
+  fs::path path = fs::path(name).is_absolute() ? fs::path(name) : base_dir_ / name;
+  return path.lexically_normal().string();
+}
+
 std::optional<std::string> Builder::readFile(const ObjectReader& reader, std::string_view key,
                                              Need need) {
   auto name = reader.string(key, need);
@@ -250,8 +259,7 @@ std::optional<std::string> Builder::readFile(const ObjectReader& reader, std::st
     reader.error(reader.pointerOf(key), "must be a file name");
     return std::nullopt;
   }
-  fs::path path = fs::path(*name).is_absolute() ? fs::path(*name) : base_dir_ / *name;
-  std::string absolute = path.lexically_normal().string();
+  std::string absolute = absolutePath(*name);
   if (auto problem = readableProblem(absolute)) {
     reader.error(reader.pointerOf(key), "cannot read " + quoteJson(absolute) + ": " + *problem);
     return std::nullopt;
@@ -279,12 +287,48 @@ std::optional<std::string> Builder::readAddress(const ObjectReader& reader, std:
 }
 
 void Builder::readTls(const Json& value, const std::string& pointer) {
-  ObjectReader reader(value, pointer, errors_, {"certificates"});
-  const Json* certificates = reader.array("certificates", Need::Optional);
-  if (certificates == nullptr) return;
-  certificates_declared_ = certificates->size();
-  for (size_t i = 0; i < certificates->size(); ++i) {
-    readCertificate((*certificates)[i], pointerTo(reader.pointerOf("certificates"), i));
+  ObjectReader reader(value, pointer, errors_, {"certificates", "session_ticket_key_files"});
+  if (const Json* certificates = reader.array("certificates", Need::Optional)) {
+    certificates_declared_ = certificates->size();
+    for (size_t i = 0; i < certificates->size(); ++i) {
+      readCertificate((*certificates)[i], pointerTo(reader.pointerOf("certificates"), i));
+    }
+  }
+  if (const Json* files = reader.array("session_ticket_key_files", Need::Optional)) {
+    readTicketKeys(*files, reader.pointerOf("session_ticket_key_files"));
+  }
+}
+
+void Builder::readTicketKeys(const Json& files, const std::string& pointer) {
+  std::vector<std::string> pointers;  // of the keys read so far, to name a duplicate's first use
+  for (size_t i = 0; i < files.size(); ++i) {
+    std::string at = pointerTo(pointer, i);
+    const Json& name = files[i];
+    if (!name.is_string() || name.get<std::string>().empty() ||
+        name.get<std::string>().find('\0') != std::string::npos) {
+      error(at, "must be a file name");
+      continue;
+    }
+    std::string path = absolutePath(name.get<std::string>());
+    std::string problem;
+    std::optional<Secret> key = readSecretFile(path, TicketKeys::kMaxFileSize, problem);
+    if (key) problem = TicketKeys::problemWith(key->reveal());
+    if (!problem.empty()) {
+      error(at, "cannot use " + quoteJson(path) + ": " + problem);
+      continue;
+    }
+    for (size_t j = 0; j < config_.session_ticket_keys.size(); ++j) {
+      if (TicketKeys::nameOf(config_.session_ticket_keys[j].reveal()) ==
+          TicketKeys::nameOf(key->reveal())) {
+        problem = "has the same key name (first 16 bytes) as " + pointers[j];
+      }
+    }
+    if (!problem.empty()) {
+      error(at, quoteJson(path) + " " + problem);
+      continue;
+    }
+    config_.session_ticket_keys.push_back(std::move(*key));
+    pointers.push_back(at);
   }
 }
 
@@ -690,6 +734,36 @@ std::optional<std::string> readTextFile(const std::filesystem::path& path, std::
   }
   ::close(fd);
   return text;
+}
+
+std::optional<Secret> readSecretFile(const std::filesystem::path& path, size_t max_size,
+                                     std::string& problem) {
+  off_t size = 0;
+  int fd = openRegularFile(path, size, problem);
+  if (fd < 0) return std::nullopt;
+  // Sized once, one byte over the limit, so that neither a read nor the size check reallocates.
+  std::string buffer(max_size + 1, '\0');
+  size_t used = 0;
+  while (used < buffer.size()) {
+    ssize_t n = ::read(fd, buffer.data() + used, buffer.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      problem = errnoText(errno);
+      ::close(fd);
+      OPENSSL_cleanse(buffer.data(), used);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (used > max_size) {
+    problem = "larger than " + std::to_string(max_size) + " bytes";
+    OPENSSL_cleanse(buffer.data(), used);
+    return std::nullopt;
+  }
+  buffer.resize(used);
+  return Secret::adopt(std::move(buffer));
 }
 
 }  // namespace gatehouse

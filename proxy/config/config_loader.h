@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "proxy/config/config.h"
+#include "proxy/core/secret.h"
 
 namespace gatehouse {
 
@@ -19,5 +20,10 @@ Config buildConfig(const nlohmann::json& root, const std::filesystem::path& base
 
 // The whole content of a regular file of bounded size, or nullopt with `problem` set.
 std::optional<std::string> readTextFile(const std::filesystem::path& path, std::string& problem);
+
+// The whole content of a file that holds a key or a password, read straight into the Secret's
+// buffer (no other copy exists); nullopt with `problem` set if unreadable or over `max_size` bytes.
+std::optional<Secret> readSecretFile(const std::filesystem::path& path, size_t max_size,
+                                     std::string& problem);
 
 }  // namespace gatehouse

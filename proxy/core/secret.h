@@ -13,6 +13,12 @@ class Secret {
  public:
   Secret() = default;
   explicit Secret(std::string_view value) : value_(value) {}
+  // Takes the buffer itself, so no copy of the value is left behind unwiped.
+  static Secret adopt(std::string&& value) {
+    Secret secret;
+    secret.value_.swap(value);
+    return secret;
+  }
   Secret(const Secret& other) : value_(other.value_) {}
   Secret(Secret&& other) noexcept : value_(std::move(other.value_)) { other.wipe(); }
   Secret& operator=(Secret other) noexcept {
@@ -25,6 +31,10 @@ class Secret {
   std::string_view reveal() const { return value_; }
   bool empty() const { return value_.empty(); }
   size_t size() const { return value_.size(); }
+  // In place (a shorter string keeps its buffer), for secrets read from files written by editors.
+  void trimTrailingNewlines() {
+    while (!value_.empty() && (value_.back() == '\n' || value_.back() == '\r')) value_.pop_back();
+  }
 
  private:
   void wipe() {

@@ -507,6 +507,64 @@ TEST_CASE("config: certificates", "[config]") {
   }
 }
 
+TEST_CASE("config: session ticket key files", "[config]") {
+  Json j = minimal();
+  TempDir dir;
+  std::string current(80, 'c');
+  std::string previous(48, 'p');
+  dir.write("current.key", current);
+  dir.write("previous.key", previous);
+  SECTION("read in order, relative to the file; the first seals") {
+    j["tls"]["session_ticket_key_files"] = {"current.key", dir.path().string() + "/previous.key"};
+    Outcome out = parse(j, dir.path().string());
+    requireValid(out);
+    REQUIRE(out.config->session_ticket_keys.size() == 2);
+    CHECK(out.config->session_ticket_keys[0].reveal() == current);
+    CHECK(out.config->session_ticket_keys[1].reveal() == previous);
+  }
+  SECTION("none by default") {
+    Outcome out = parse(j);
+    requireValid(out);
+    CHECK(out.config->session_ticket_keys.empty());
+  }
+  SECTION("a key of the wrong size, like one written with openssl rand -hex") {
+    dir.write("hex.key", std::string(160, 'a') + "\n");
+    j["tls"]["session_ticket_key_files"] = {"hex.key"};
+    requireOnlyError(
+        parse(j, dir.path().string()), "/tls/session_ticket_key_files/0",
+        "cannot use \"" + (dir.path() / "hex.key").string() + "\": larger than 80 bytes");
+    dir.write("short.key", std::string(47, 'a'));
+    j["tls"]["session_ticket_key_files"] = {"current.key", "short.key"};
+    requireOnlyError(parse(j, dir.path().string()), "/tls/session_ticket_key_files/1",
+                     "cannot use \"" + (dir.path() / "short.key").string() +
+                         "\": a session ticket key file holds 48 or 80 random bytes (openssl "
+                         "rand 80 > FILE), not 47");
+  }
+  SECTION("a missing file, or something that is not a file name") {
+    j["tls"]["session_ticket_key_files"] = {"missing.key", 7, ""};
+    Outcome out = parse(j, dir.path().string());
+    INFO(describe(out.errors));
+    CHECK(out.errors.size() == 3);
+    CHECK(hasError(
+        out, "/tls/session_ticket_key_files/0",
+        "cannot use \"" + (dir.path() / "missing.key").string() + "\": No such file or directory"));
+    CHECK(hasError(out, "/tls/session_ticket_key_files/1", "must be a file name"));
+    CHECK(hasError(out, "/tls/session_ticket_key_files/2", "must be a file name"));
+  }
+  SECTION("two keys with one name: a ticket could not say which sealed it") {
+    dir.write("copy.key", std::string(16, 'c') + std::string(64, 'x'));
+    j["tls"]["session_ticket_key_files"] = {"current.key", "copy.key"};
+    requireOnlyError(parse(j, dir.path().string()), "/tls/session_ticket_key_files/1",
+                     "\"" + (dir.path() / "copy.key").string() +
+                         "\" has the same key name (first 16 bytes) as "
+                         "/tls/session_ticket_key_files/0");
+  }
+  SECTION("must be an array") {
+    j["tls"]["session_ticket_key_files"] = "current.key";
+    CHECK(hasError(parse(j, dir.path().string()), "/tls/session_ticket_key_files", "array"));
+  }
+}
+
 TEST_CASE("config: workers, hostname, limits and timeouts", "[config]") {
   Json j = minimal();
   j["workers"] = 5000;

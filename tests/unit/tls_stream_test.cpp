@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/unit/memory_stream.h"
+#include "tls/ticket_keys.h"
 #include "tls/tls_context.h"
 
 namespace gatehouse {
@@ -65,13 +66,14 @@ class TestPki {
   std::string dir_;
 };
 
-std::shared_ptr<const ServerTlsContext> serverContext(const std::string& alpn = "imap") {
+std::shared_ptr<const ServerTlsContext> serverContext(
+    const std::string& alpn = "imap", std::shared_ptr<const TicketKeys> ticket_keys = nullptr) {
   const TestPki& pki = TestPki::get();
   std::string error;
   auto ctx = ServerTlsContext::create(
       {pki.cert("a", {"mail.example.com"}), pki.cert("b", {"*.example.org"}),
        pki.cert("c", {"special.example.org"})},
-      alpn, error);
+      alpn, std::move(ticket_keys), error);
   INFO(error);
   REQUIRE(ctx != nullptr);
   return ctx;
@@ -356,7 +358,7 @@ TEST_CASE("tls: back-end certificate verification", "[tls]") {
   }
   SECTION("an IP address") {
     std::string error;
-    auto server = ServerTlsContext::create({TestPki::get().cert("ip", {})}, "imap", error);
+    auto server = ServerTlsContext::create({TestPki::get().cert("ip", {})}, "imap", nullptr, error);
     REQUIRE(server != nullptr);
     TlsPair ok(clientSsl("", true), server->newSsl());  // verifies 127.0.0.1, sends no SNI
     ok.run();
@@ -507,21 +509,144 @@ TEST_CASE("tls: readStop inside onRead holds the rest until readStart", "[tls]")
 TEST_CASE("tls: context creation errors name the file", "[tls]") {
   const TestPki& pki = TestPki::get();
   std::string error;
-  CHECK(ServerTlsContext::create({}, "imap", error) == nullptr);
-  CHECK(ServerTlsContext::create(
-            {CertificateConfig{pki.path("missing.pem"), pki.path("a.key"), {}}}, "imap", error) ==
-        nullptr);
+  CHECK(ServerTlsContext::create({}, "imap", nullptr, error) == nullptr);
+  CHECK(
+      ServerTlsContext::create({CertificateConfig{pki.path("missing.pem"), pki.path("a.key"), {}}},
+                               "imap", nullptr, error) == nullptr);
   CHECK(error.find("missing.pem") != std::string::npos);
   CHECK(ServerTlsContext::create({CertificateConfig{pki.path("a.pem"), pki.path("b.key"), {}}},
-                                 "imap", error) == nullptr);
+                                 "imap", nullptr, error) == nullptr);
   CHECK(error.find("does not match") != std::string::npos);
   CHECK(ServerTlsContext::create({CertificateConfig{pki.path("a.key"), pki.path("a.key"), {}}},
-                                 "imap", error) == nullptr);
+                                 "imap", nullptr, error) == nullptr);
   CHECK(error.find("a.key") != std::string::npos);
   BackendConfig bad = backend("mail.example.com", true);
   bad.ca_file = pki.path("missing-ca.pem");
   CHECK(ClientTlsContext::create(bad, {}, error) == nullptr);
   CHECK(error.find("missing-ca.pem") != std::string::npos);
+}
+
+// A client that keeps the session of its last ticket, as mail clients do between connections.
+class ResumingClient {
+ public:
+  ResumingClient() : ctx_(SSL_CTX_new(TLS_method())) {
+    REQUIRE(ctx_);
+    SSL_CTX_set_session_cache_mode(ctx_.get(), SSL_SESS_CACHE_CLIENT);
+    SSL_CTX_set_ex_data(ctx_.get(), 0, this);
+    SSL_CTX_sess_set_new_cb(ctx_.get(), [](SSL* ssl, SSL_SESSION* session) {
+      auto* self = static_cast<ResumingClient*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0));
+      self->session_.reset(session);  // we take the reference
+      return 1;
+    });
+  }
+  // Connects (offering the kept session, if any) and reads the greeting, which brings the tickets.
+  // Returns whether the server resumed the session.
+  bool connect(const ServerTlsContext& server, const std::string& sni = "mail.example.com",
+               uint16_t max_version = TLS1_3_VERSION) {
+    bssl::UniquePtr<SSL> ssl(SSL_new(ctx_.get()));
+    REQUIRE(ssl);
+    SSL_set_connect_state(ssl.get());
+    SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
+    REQUIRE(SSL_set_max_proto_version(ssl.get(), max_version));
+    if (session_) SSL_set_session(ssl.get(), session_.get());
+    TlsPair p(std::move(ssl), server.newSsl());
+    p.server->write("* OK ready\r\n");
+    p.run();
+    REQUIRE(p.client->handshakeDone());
+    CHECK(p.client_events.received == "* OK ready\r\n");
+    CHECK(p.client_events.errors + p.server_events.errors == 0);
+    bool client_says = SSL_session_reused(p.client->ssl()) != 0;
+    CHECK(client_says == (SSL_session_reused(p.server->ssl()) != 0));
+    return client_says;
+  }
+  bool hasSession() const { return session_ != nullptr; }
+
+ private:
+  bssl::UniquePtr<SSL_CTX> ctx_;
+  bssl::UniquePtr<SSL_SESSION> session_;
+};
+
+std::shared_ptr<const TicketKeys> ticketKeys(std::vector<std::string> files) {
+  std::vector<Secret> secrets;
+  for (const std::string& file : files) {
+    REQUIRE(TicketKeys::problemWith(file).empty());
+    secrets.emplace_back(file);
+  }
+  return std::make_shared<const TicketKeys>(secrets);
+}
+
+// nginx's layouts: 80 bytes = name, HMAC key, AES-256 key; 48 bytes = name, AES-128 key, HMAC key.
+std::string keyFile(char name, size_t size) {
+  std::string file = pattern(size);
+  file.replace(0, TicketKeys::kNameSize, TicketKeys::kNameSize, name);
+  return file;
+}
+
+TEST_CASE("tls: ticket key files are 48 or 80 bytes", "[tls][tickets]") {
+  CHECK(TicketKeys::problemWith(keyFile('a', 80)).empty());
+  CHECK(TicketKeys::problemWith(keyFile('a', 48)).empty());
+  CHECK(TicketKeys::problemWith("").find("not 0") != std::string::npos);
+  CHECK(TicketKeys::problemWith(keyFile('a', 81)).find("48 or 80") != std::string::npos);
+  CHECK(TicketKeys::problemWith(keyFile('a', 47)).find("not 47") != std::string::npos);
+  CHECK(TicketKeys::nameOf(keyFile('z', 80)) == std::string(16, 'z'));
+}
+
+TEST_CASE("tls: a ticket sealed by one instance resumes on another with the same key",
+          "[tls][tickets]") {
+  for (size_t size : {80, 48}) {
+    INFO("key file of " << size << " bytes");
+    ResumingClient client;
+    CHECK_FALSE(client.connect(*serverContext("imap", ticketKeys({keyFile('a', size)}))));
+    REQUIRE(client.hasSession());
+    // Another process: its own context and its own copy of the same key file.
+    CHECK(client.connect(*serverContext("imap", ticketKeys({keyFile('a', size)}))));
+    // Rotated: a new key seals, the old one still opens (and the ticket is replaced).
+    auto rotated = serverContext("imap", ticketKeys({keyFile('b', size), keyFile('a', size)}));
+    CHECK(client.connect(*rotated));
+    // The replacement was sealed with the new key: it resumes where only the new key is left.
+    CHECK(client.connect(*serverContext("imap", ticketKeys({keyFile('b', size)}))));
+    // A key that never sealed it: a full handshake, not a failure.
+    CHECK_FALSE(client.connect(*serverContext("imap", ticketKeys({keyFile('c', size)}))));
+  }
+}
+
+TEST_CASE("tls: without key files a ticket resumes only on the context that sealed it",
+          "[tls][tickets]") {
+  auto first = serverContext();
+  ResumingClient client;
+  CHECK_FALSE(client.connect(*first));
+  CHECK(client.connect(*first));
+  CHECK_FALSE(client.connect(*serverContext()));
+}
+
+TEST_CASE("tls: TLS 1.2 sessions resume by ticket across instances", "[tls][tickets]") {
+  ResumingClient client;
+  CHECK_FALSE(client.connect(*serverContext("imap", ticketKeys({keyFile('a', 80)})),
+                             "mail.example.com", TLS1_2_VERSION));
+  CHECK(client.connect(*serverContext("imap", ticketKeys({keyFile('a', 80)})), "mail.example.com",
+                       TLS1_2_VERSION));
+}
+
+TEST_CASE("tls: a ticket does not resume on another protocol or another certificate",
+          "[tls][tickets]") {
+  auto keys = ticketKeys({keyFile('a', 80)});
+  auto imap = serverContext("imap", keys);
+  {
+    ResumingClient client;
+    CHECK_FALSE(client.connect(*imap));
+    CHECK_FALSE(client.connect(*serverContext("pop3", keys)));  // ALPACA-style confusion
+  }
+  {
+    ResumingClient client;
+    CHECK_FALSE(client.connect(*imap, "special.example.org"));  // certificate c
+    CHECK(client.connect(*imap, "special.example.org"));
+    CHECK_FALSE(client.connect(*imap, "mail.example.com"));  // certificate a, the default
+  }
+  {
+    ResumingClient client;
+    CHECK_FALSE(client.connect(*imap, "mail.example.com"));
+    CHECK_FALSE(client.connect(*imap, "www.example.org"));  // certificate b
+  }
 }
 
 #if !defined(__SANITIZE_ADDRESS__)
