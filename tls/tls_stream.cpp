@@ -215,6 +215,10 @@ std::string TlsStream::alpnSelected() const {
   return std::string(reinterpret_cast<const char*>(data), data != nullptr ? len : 0);
 }
 
+bool TlsStream::tlsResumed() const {
+  return ssl_ && SSL_session_reused(ssl_.get()) != 0;
+}
+
 std::string TlsStream::tlsVersion() const {
   if (!ssl_ || state_ == State::kHandshaking) return {};
   return SSL_get_version(ssl_.get());

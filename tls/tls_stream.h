@@ -47,6 +47,7 @@ class TlsStream : public Stream, private StreamHandler {
   bool closeGracefully() override;
   void ackPromptly() override { transport_->ackPromptly(); }
   bool isTls() const override { return true; }
+  bool tlsResumed() const override;
   // Server: the SNI the client asked for. Client: the SNI we sent. Empty if none.
   std::string serverName() const override;
 

@@ -389,6 +389,7 @@ void ProxySession::closeNow() {
                             {"listener", ctx_.listener->name},
                             {"client", ctx_.client_address},
                             {"tls", tlsActive()},
+                            {"tls_resumed", client_ && client_->tlsResumed()},
                             {"user", user_},
                             {"backend", backend_name_},
                             {"bytes_in", from_client},

@@ -53,6 +53,8 @@ class Stream {
   virtual void ackPromptly() {}
 
   virtual bool isTls() const { return false; }
+  // The TLS session was resumed from a ticket (its handshake had no certificate or signature).
+  virtual bool tlsResumed() const { return false; }
   // Negotiated SNI name (server side TLS), or empty.
   virtual std::string serverName() const { return {}; }
 

@@ -94,7 +94,12 @@ class TlsSessionTest(unittest.TestCase):
         self.assertTrue(self.command(s, f'LOGIN alice "{WRONG_PW}"').startswith(b"t NO"))
         self.assertTrue(self.command(s, f'LOGIN alice "{PW}"').startswith(b"t OK"))
         self.assertTrue(self.command(s, "SELECT on-A").startswith(b"t OK"))
-        for g in (first, second):
+        self.assertTrue(self.command(s, "LOGOUT").startswith(b"t OK"))
+        # Operators see the resumption rate in the session log.
+        for g, resumed in ((first, False), (second, True)):
+            end = g.wait_log(lambda l: l.get("msg") == "session end" and l.get("outcome") == "logout",
+                             what="session end")
+            self.assertIs(end.get("tls_resumed"), resumed, end)
             log = open(g.stderr_path, encoding="utf-8", errors="replace").read()
             self.assertNotIn(PW, log)
 
