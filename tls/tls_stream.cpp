@@ -112,11 +112,13 @@ long TlsStream::bioCtrl(BIO* /*bio*/, int cmd, long /*num*/, void* /*ptr*/) {
   return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
-TlsStream::TlsStream(std::unique_ptr<Stream> transport, bssl::UniquePtr<SSL> ssl, uv_loop_t* loop)
+TlsStream::TlsStream(std::unique_ptr<Stream> transport, bssl::UniquePtr<SSL> ssl, uv_loop_t* loop,
+                     std::string received)
     : transport_(std::move(transport)),
       ssl_(std::move(ssl)),
       loop_(loop),
-      alive_(std::make_shared<bool>(true)) {
+      alive_(std::make_shared<bool>(true)),
+      pending_cipher_(std::move(received)) {
   assert(transport_ != nullptr && loop_ != nullptr);
   transport_->setHandler(this);
   BIO* bio = (ssl_ && bioMethod() != nullptr) ? BIO_new(bioMethod()) : nullptr;
@@ -146,7 +148,9 @@ void TlsStream::readStart() {
   if (state_ == State::kClosed) return;
   reading_ = true;
   transport_->readStart();
-  if (state_ == State::kOpen && (hasBufferedInput() || transport_ended_)) scheduleDeferred();
+  bool waiting = state_ == State::kOpen ? hasBufferedInput() || transport_ended_
+                                        : state_ == State::kHandshaking && !pending_cipher_.empty();
+  if (waiting) scheduleDeferred();
 }
 
 void TlsStream::readStop() {
@@ -448,7 +452,7 @@ void TlsStream::runDeferred() {
     if (handler_ != nullptr) handler_->onError(reason);
     return;
   }
-  if (state_ != State::kOpen || !reading_) return;
+  if ((state_ != State::kOpen && state_ != State::kHandshaking) || !reading_) return;
   if (hasBufferedInput()) {
     std::string batch;
     batch.swap(pending_cipher_);

@@ -27,8 +27,11 @@ namespace gatehouse {
 class TlsStream : public Stream, private StreamHandler {
  public:
   // Takes ownership of `transport` and becomes its handler. A client starts its handshake here
-  // (the ClientHello is written to the transport at once).
-  TlsStream(std::unique_ptr<Stream> transport, bssl::UniquePtr<SSL> ssl, uv_loop_t* loop);
+  // (the ClientHello is written to the transport at once). `received` is ciphertext the transport
+  // delivered before this stream existed; it is handled, before anything newer, from the loop
+  // once reading starts.
+  TlsStream(std::unique_ptr<Stream> transport, bssl::UniquePtr<SSL> ssl, uv_loop_t* loop,
+            std::string received = {});
   TlsStream(const TlsStream&) = delete;
   TlsStream& operator=(const TlsStream&) = delete;
   ~TlsStream() override;
@@ -108,7 +111,7 @@ class TlsStream : public Stream, private StreamHandler {
   std::string_view in_;         // ciphertext being fed to SSL (only during processInput)
   std::string out_;             // records collected for one transport write (empty when idle)
   std::string pending_plain_;   // written before the handshake completed
-  std::string pending_cipher_;  // left when the handler paused reading mid-batch
+  std::string pending_cipher_;  // left when the handler paused mid-batch, or given at creation
   std::string pending_error_;   // latched inside write(), reported from the loop
 };
 

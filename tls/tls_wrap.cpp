@@ -1,6 +1,6 @@
-#include <openssl/ssl.h>
-
 #include "tls/tls_wrap.h"
+
+#include <openssl/ssl.h>
 
 #include "tls/tls_context.h"
 #include "tls/tls_stream.h"
@@ -8,8 +8,10 @@
 namespace gatehouse {
 
 std::unique_ptr<Stream> wrapServerTls(std::unique_ptr<Stream> transport,
-                                      const ServerTlsContext& context, uv_loop_t* loop) {
-  return std::make_unique<TlsStream>(std::move(transport), context.newSsl(), loop);
+                                      const ServerTlsContext& context, uv_loop_t* loop,
+                                      std::string received) {
+  return std::make_unique<TlsStream>(std::move(transport), context.newSsl(), loop,
+                                     std::move(received));
 }
 
 }  // namespace gatehouse

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "proxy/core/secret.h"
+#include "proxy/net/ip_network.h"
 
 namespace gatehouse {
 
@@ -31,6 +32,9 @@ struct ListenerConfig {
   Protocol protocol = Protocol::Imap;
   TlsMode tls = TlsMode::None;
   bool require_tls_for_auth = true;  // LOGINDISABLED until STARTTLS on a starttls listener
+  // Non-empty: connections come from these load balancers only, each starting with a PROXY
+  // protocol header (v1 or v2) that names the real client.
+  std::vector<IpNetwork> proxy_protocol_from;
 };
 
 struct BackendConfig {
@@ -93,6 +97,7 @@ struct Timeouts {
   unsigned session_idle_ms =
       1800000;  // relayed session with no traffic either way (RFC 3501: 30 min)
   unsigned shutdown_grace_ms = 10000;  // on SIGTERM, how long sessions may finish
+  unsigned proxy_header_ms = 5000;     // a load balancer's PROXY protocol header after connect
 };
 
 // SMTP submission (proxy/smtp/): where messages go and the RFC 5321 4.5.3.2 server timeouts.

@@ -164,6 +164,8 @@ class Builder {
   void readTicketKeys(const Json& files, const std::string& pointer);
   void readListeners(const Json& value, const std::string& pointer);
   void readListener(const Json& value, const std::string& pointer);
+  void readProxyProtocolFrom(const Json& networks, const std::string& pointer,
+                             ListenerConfig& listener);
   void checkListenerTls(const ObjectReader& reader, std::optional<bool> require_tls,
                         ListenerConfig& listener);
   void checkDuplicateListeners(const std::vector<std::string>& pointers);
@@ -364,7 +366,8 @@ void Builder::readListeners(const Json& value, const std::string& pointer) {
 
 void Builder::readListener(const Json& value, const std::string& pointer) {
   ObjectReader reader(value, pointer, errors_,
-                      {"name", "address", "port", "protocol", "tls", "require_tls_for_auth"});
+                      {"name", "address", "port", "protocol", "tls", "require_tls_for_auth",
+                       "proxy_protocol_from"});
   if (!reader.isObject()) return;
   ListenerConfig listener;
   auto address = readAddress(reader, "address");
@@ -381,7 +384,26 @@ void Builder::readListener(const Json& value, const std::string& pointer) {
   listener.tls = tls.value_or(TlsMode::None);
   listener.require_tls_for_auth = require_tls.value_or(true);
   checkListenerTls(reader, require_tls, listener);
+  if (const Json* networks = reader.array("proxy_protocol_from", Need::Optional)) {
+    readProxyProtocolFrom(*networks, reader.pointerOf("proxy_protocol_from"), listener);
+  }
   config_.listeners.push_back(std::move(listener));
+}
+
+void Builder::readProxyProtocolFrom(const Json& networks, const std::string& pointer,
+                                    ListenerConfig& listener) {
+  // An empty list would be a listener nobody may use: surely not what was meant.
+  if (networks.empty()) error(pointer, "must list the load balancers' addresses or networks");
+  for (size_t i = 0; i < networks.size(); ++i) {
+    std::optional<IpNetwork> network;
+    if (networks[i].is_string()) network = IpNetwork::parse(networks[i].get<std::string>());
+    if (!network) {
+      error(pointerTo(pointer, i),
+            "must be an IP address or network (\"10.0.0.0/24\", \"fd00::/8\"), host bits clear");
+      continue;
+    }
+    listener.proxy_protocol_from.push_back(std::move(*network));
+  }
 }
 
 void Builder::checkListenerTls(const ObjectReader& reader, std::optional<bool> require_tls,
@@ -659,15 +681,16 @@ void Builder::readLimits(const Json& value, const std::string& pointer) {
 }
 
 void Builder::readTimeouts(const Json& value, const std::string& pointer) {
-  ObjectReader reader(
-      value, pointer, errors_,
-      {"connect_ms", "greeting_ms", "preauth_idle_ms", "session_idle_ms", "shutdown_grace_ms"});
+  ObjectReader reader(value, pointer, errors_,
+                      {"connect_ms", "greeting_ms", "preauth_idle_ms", "session_idle_ms",
+                       "shutdown_grace_ms", "proxy_header_ms"});
   Timeouts& timeouts = config_.timeouts;
   readCount(reader, "connect_ms", 1, timeouts.connect_ms);
   readCount(reader, "greeting_ms", 1, timeouts.greeting_ms);
   readCount(reader, "preauth_idle_ms", 1, timeouts.preauth_idle_ms);
   readCount(reader, "session_idle_ms", 1, timeouts.session_idle_ms);
   readCount(reader, "shutdown_grace_ms", 1, timeouts.shutdown_grace_ms);
+  readCount(reader, "proxy_header_ms", 1, timeouts.proxy_header_ms);
 }
 
 void Builder::readSubmission(const Json& value, const std::string& pointer) {

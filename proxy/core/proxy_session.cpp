@@ -2,6 +2,7 @@
 
 #include "backends/backend_registry.h"
 #include "proxy/log/log.h"
+#include "proxy/net/proxy_header.h"
 #include "proxy/net/tcp_stream.h"
 #include "tls/tls_wrap.h"
 
@@ -48,23 +49,75 @@ std::string ProxySession::sessionId() const {
 
 void ProxySession::start() {
   if (ctx_.over_limit) {
-    // Said in plaintext before anything else and closed at once, without lingering: a flood
-    // over the limit must not hold sockets. (On implicit TLS nothing can be said before a
-    // handshake we will not spend CPU on.) The client has sent nothing yet, so the close is a FIN.
-    outcome_ = "connection_limit";
-    if (ctx_.listener->tls != TlsMode::Implicit) reply(goodbye(Goodbye::TooManyConnections));
-    flush();
-    closeNow();
+    refuseOverLimit();
     return;
   }
+  if (!ctx_.listener->proxy_protocol_from.empty()) {
+    phase_ = Phase::ProxyHeader;  // the load balancer speaks first
+    client_->setHandler(this);
+    client_->readStart();
+    timer_.start(ctx_.config->timeouts.proxy_header_ms,
+                 [this] { finish(std::string_view(), "proxy_header_timeout"); });
+    return;
+  }
+  greet({});
+}
+
+void ProxySession::refuseOverLimit() {
+  // Said in plaintext before anything else and closed at once, without lingering: a flood
+  // over the limit must not hold sockets. (On implicit TLS nothing can be said before a
+  // handshake we will not spend CPU on.) The client has sent nothing yet, so the close is a FIN.
+  outcome_ = "connection_limit";
+  if (ctx_.listener->tls != TlsMode::Implicit) reply(goodbye(Goodbye::TooManyConnections));
+  flush();
+  closeNow();
+}
+
+void ProxySession::greet(std::string received) {
   if (ctx_.listener->tls == TlsMode::Implicit && ctx_.tls) {
-    client_ = wrapServerTls(std::move(client_), *ctx_.tls, ctx_.loop);
+    client_ = wrapServerTls(std::move(client_), *ctx_.tls, ctx_.loop, std::move(received));
+    received.clear();
   }
   client_->setHandler(this);
   client_->readStart();
   timer_.start(preauthIdleMs(), [this] { finish(Goodbye::PreauthTimeout, "preauth_timeout"); });
   onStart();
   flush();
+  if (!received.empty()) onRead(received);  // commands the client sent before the greeting
+}
+
+void ProxySession::onProxyHeader(std::string_view data) {
+  if (!proxy_header_.empty()) {
+    proxy_header_.append(data);
+    data = proxy_header_;
+  }
+  proxy_header::Result result = proxy_header::parse(data);
+  if (result.status == proxy_header::Status::NeedMore) {
+    if (proxy_header_.empty()) proxy_header_.assign(data);  // parse() bounds it
+    return;
+  }
+  if (result.status == proxy_header::Status::Invalid) {
+    log::warn("bad PROXY protocol header",
+              {{"session", sessionId()}, {"client", ctx_.client_address}, {"error", result.error}});
+    finish(std::string_view(), "bad_proxy_header");
+    return;
+  }
+  std::string received(data.substr(result.consumed));  // data may point into proxy_header_
+  std::string().swap(proxy_header_);
+  const proxy_header::Header& header = result.header;
+  if (!header.local) {  // LOCAL: the load balancer's own connection (a health check)
+    ctx_.client_address = joinAddress(header.source_ip, header.source_port);
+    ctx_.local_address = joinAddress(header.destination_ip, header.destination_port);
+  }
+  std::string client_ip, client_port;
+  splitAddress(ctx_.client_address, client_ip, client_port);
+  phase_ = Phase::PreAuth;
+  timer_.stop();
+  if (!ctx_.host->admitClient(ctx_.id, client_ip)) {
+    refuseOverLimit();
+    return;
+  }
+  greet(std::move(received));
 }
 
 void ProxySession::flush() {
@@ -82,6 +135,10 @@ void ProxySession::startTls() {
 }
 
 void ProxySession::onRead(std::string_view data) {
+  if (phase_ == Phase::ProxyHeader) {
+    onProxyHeader(data);
+    return;
+  }
   if (phase_ == Phase::Authenticating) {
     holdDuringLogin(data);
     return;
@@ -348,7 +405,9 @@ void ProxySession::finish(std::string_view bye, std::string outcome) {
   if (relay_) relay_->detach();
   if (backend_) backend_->close();
   // An injected line must not land inside a back-end response (e.g. in a literal).
-  bool may_write = !client_ended_ && (phase_ != Phase::Relaying || atClientLineStart());
+  // Nothing goes to a load balancer before its header (on implicit TLS it would be plaintext).
+  bool may_write = !client_ended_ && phase_ != Phase::ProxyHeader &&
+                   (phase_ != Phase::Relaying || atClientLineStart());
   phase_ = Phase::Closing;
   if (may_write && !bye.empty()) reply(bye);
   if (may_write) flush();

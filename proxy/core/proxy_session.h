@@ -46,7 +46,8 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void shutdown(bool final) final;
 
  protected:
-  enum class Phase { PreAuth, Authenticating, Relaying, Closing, Closed };
+  // ProxyHeader: a load balancer's PROXY protocol header is awaited; nothing is said before it.
+  enum class Phase { ProxyHeader, PreAuth, Authenticating, Relaying, Closing, Closed };
 
   // --- what a protocol supplies ---
   virtual void onStart() = 0;                            // write the greeting
@@ -125,6 +126,9 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   bool mayForward(RelaySide from, std::string_view data) final;
   void onRelayEnded(RelaySide side, bool error, std::string_view reason) final;
 
+  void greet(std::string received);
+  void refuseOverLimit();
+  void onProxyHeader(std::string_view data);
   void onSaslStep(SaslServer::Step step);
   void onAuthResult(AuthResult result, Secret password);
   void onBackendLogin(BackendLoginResult result);
@@ -138,6 +142,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   std::unique_ptr<Stream> client_;
   std::unique_ptr<Stream> backend_;
   std::string out_;
+  std::string proxy_header_;  // a PROXY protocol header split over reads, until complete
   // What the client sent while its login was being checked, and whether it closed meanwhile:
   // for the back-end after a successful login, for the parser after a failed one.
   std::string held_input_;

@@ -23,6 +23,9 @@ class SessionHost {
   virtual ~SessionHost() = default;
   // The session has closed its streams; the host destroys it on a later loop turn.
   virtual void release(uint64_t session_id) = 0;
+  // A PROXY protocol header named the session's real client: count the connection against that
+  // address's limit. False if the address is at its limit (the session then says so and closes).
+  virtual bool admitClient(uint64_t session_id, const std::string& client_ip) = 0;
 };
 
 // Everything a session needs, all of it immutable or owned by the worker for its lifetime.

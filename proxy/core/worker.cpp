@@ -1,5 +1,6 @@
 #include "proxy/core/worker.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "proxy/core/thread_name.h"
@@ -80,6 +81,20 @@ void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection,
   std::string client_address = peerAddress(connection.get());
   std::string client_ip, client_port;
   splitAddress(client_address, client_ip, client_port);
+  // Behind a load balancer the peer speaks for others: only the configured ones may, and the
+  // per-address limit waits for the address its PROXY protocol header names.
+  const auto& load_balancers = spec.config->proxy_protocol_from;
+  if (!load_balancers.empty()) {
+    bool trusted = std::any_of(load_balancers.begin(), load_balancers.end(),
+                               [&](const IpNetwork& n) { return n.containsAddress(client_ip); });
+    if (!trusted) {
+      log::warn("connection refused", {{"reason", "not from a configured load balancer"},
+                                       {"client", client_address},
+                                       {"listener", spec.config->name}});
+      return;  // the handle closes with `connection`: a FIN, nothing said
+    }
+    client_ip.clear();
+  }
   // Over a limit the session still starts, but only to say so in its protocol and close; it
   // holds no slot, and the lingering close bounds how long it lives.
   bool over_limit = !shared_->connections->acquire(client_ip);
@@ -107,6 +122,20 @@ void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection,
   Session* raw = session.get();
   sessions_.emplace(id, Entry{std::move(session), std::move(client_ip), !over_limit});
   raw->start();
+}
+
+bool Worker::admitClient(uint64_t session_id, const std::string& client_ip) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end() || !it->second.holds_slot || !it->second.client_ip.empty())
+    return false;
+  if (!shared_->connections->acquireIp(client_ip)) {
+    log::warn("connection refused", {{"reason", "connection limit"},
+                                     {"client", client_ip},
+                                     {"session", formatSessionId(session_id)}});
+    return false;
+  }
+  it->second.client_ip = client_ip;
+  return true;
 }
 
 void Worker::release(uint64_t session_id) {

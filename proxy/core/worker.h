@@ -55,6 +55,7 @@ class Worker final : public SessionHost {
   void requestShutdown(unsigned grace_ms);
 
   void release(uint64_t session_id) override;
+  bool admitClient(uint64_t session_id, const std::string& client_ip) override;
   size_t sessionCount() const { return sessions_.size(); }
   // Joins the thread, closes what is left and returns uv_loop_close() (0 = no handle leaked).
   int closeLoop();
@@ -74,7 +75,7 @@ class Worker final : public SessionHost {
   std::vector<std::unique_ptr<Listener>> listeners_;
   struct Entry {
     std::unique_ptr<Session> session;
-    std::string client_ip;  // the slot it holds in the connection limiter
+    std::string client_ip;  // the slot it holds in the connection limiter ("": total only)
     bool holds_slot = true;
   };
   std::unordered_map<uint64_t, Entry> sessions_;

@@ -21,12 +21,12 @@ std::string formatAddress(const sockaddr_storage& ss) {
   if (ss.ss_family == AF_INET) {
     const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
     uv_ip4_name(sin, ip, sizeof ip);
-    return std::string(ip) + ":" + std::to_string(ntohs(sin->sin_port));
+    return joinAddress(ip, ntohs(sin->sin_port));
   }
   if (ss.ss_family == AF_INET6) {
     const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
     uv_ip6_name(sin6, ip, sizeof ip);
-    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(sin6->sin6_port));
+    return joinAddress(ip, ntohs(sin6->sin6_port));
   }
   return {};
 }
@@ -175,6 +175,11 @@ std::string localAddress(const uv_tcp_t* tcp) {
   int len = sizeof ss;
   if (uv_tcp_getsockname(tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
   return formatAddress(ss);
+}
+
+std::string joinAddress(const std::string& ip, uint16_t port) {
+  bool v6 = ip.find(':') != std::string::npos;
+  return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
 }
 
 bool splitAddress(const std::string& address, std::string& ip, std::string& port) {

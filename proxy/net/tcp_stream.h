@@ -54,6 +54,8 @@ class TcpStream final : public Stream {
 // Formats "ip:port" of the peer or the local side of a TCP handle ("" on failure).
 std::string peerAddress(const uv_tcp_t* tcp);
 std::string localAddress(const uv_tcp_t* tcp);
+// "ip:port", or "[ip]:port" for IPv6: the form the two functions above give.
+std::string joinAddress(const std::string& ip, uint16_t port);
 // Splits a "ip:port" string made by the functions above ("[v6]:port" for IPv6).
 bool splitAddress(const std::string& address, std::string& ip, std::string& port);
 

@@ -129,6 +129,7 @@ TEST_CASE("config: defaults for everything left out", "[config]") {
   CHECK(c.timeouts.preauth_idle_ms == timeouts.preauth_idle_ms);
   CHECK(c.timeouts.session_idle_ms == timeouts.session_idle_ms);
   CHECK(c.timeouts.shutdown_grace_ms == timeouts.shutdown_grace_ms);
+  CHECK(c.timeouts.proxy_header_ms == timeouts.proxy_header_ms);
 }
 
 TEST_CASE("config: explicit values are kept", "[config]") {
@@ -137,7 +138,7 @@ TEST_CASE("config: explicit values are kept", "[config]") {
   j["hostname"] = "mail.example.com";
   j["log"] = {{"level", "debug"}};
   j["limits"] = {{"max_line", 1000}, {"max_connections_per_ip", 0}, {"max_auth_failures", 5}};
-  j["timeouts"] = {{"connect_ms", 250}, {"session_idle_ms", 60000}};
+  j["timeouts"] = {{"connect_ms", 250}, {"session_idle_ms", 60000}, {"proxy_header_ms", 900}};
   j["listeners"][0]["name"] = "imap-test";
   Outcome out = parse(j);
   requireValid(out);
@@ -151,6 +152,7 @@ TEST_CASE("config: explicit values are kept", "[config]") {
   CHECK(c.limits.max_bad_commands == Limits{}.max_bad_commands);
   CHECK(c.timeouts.connect_ms == 250);
   CHECK(c.timeouts.session_idle_ms == 60000);
+  CHECK(c.timeouts.proxy_header_ms == 900);
   CHECK(c.listeners[0].name == "imap-test");
 }
 
@@ -265,7 +267,7 @@ TEST_CASE("config: unknown keys are errors, wherever they are", "[config]") {
   j["listeners"][0]["prot"] = "imap";
   requireOnlyError(parse(j), "/listeners/0/prot",
                    "unknown key \"prot\" (expected name, address, port, protocol, tls, "
-                   "require_tls_for_auth)");
+                   "require_tls_for_auth, proxy_protocol_from)");
   j = minimal();
   j["lmits"] = Json::object();
   {
@@ -462,6 +464,25 @@ TEST_CASE("config: listeners", "[config]") {
     j["listeners"][0]["tls"] = "starttls";
     requireOnlyError(parse(j, dir.path().string()), "/listeners/0/tls",
                      "http has no STARTTLS (use \"none\" or \"implicit\")");
+  }
+  SECTION("load balancers that send the PROXY protocol") {
+    j["listeners"][0]["proxy_protocol_from"] = {"10.0.0.0/24", "::1"};
+    Outcome out = parse(j);
+    requireValid(out);
+    const auto& networks = out.config->listeners[0].proxy_protocol_from;
+    REQUIRE(networks.size() == 2);
+    CHECK(networks[0].containsAddress("10.0.0.200"));
+    CHECK(networks[1].containsAddress("::1"));
+    CHECK(parse(minimal()).config->listeners[0].proxy_protocol_from.empty());
+    j["listeners"][0]["proxy_protocol_from"] = {"10.0.0.1/24", 3};
+    Outcome bad = parse(j);
+    INFO(describe(bad.errors));
+    CHECK(bad.errors.size() == 2);
+    CHECK(hasError(bad, "/listeners/0/proxy_protocol_from/0", "host bits clear"));
+    CHECK(hasError(bad, "/listeners/0/proxy_protocol_from/1", "must be an IP address or network"));
+    j["listeners"][0]["proxy_protocol_from"] = Json::array();
+    requireOnlyError(parse(j), "/listeners/0/proxy_protocol_from",
+                     "must list the load balancers' addresses or networks");
   }
   SECTION("requiring TLS for logins on a plain listener is a contradiction") {
     j["listeners"][0]["require_tls_for_auth"] = true;
