@@ -17,14 +17,10 @@ import argparse
 import json
 import os
 import subprocess
-import sys
-import tempfile
-import time
 
+from bench_gatehouse import Gatehouse, config_for_rig, pid_of, require
 from proc_cpu import tree_cpu_seconds
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 RIG = "/tmp/bench"
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,25 +31,8 @@ ap.add_argument("--reps", type=int, default=2)
 a = ap.parse_args()
 
 
-def pid_of(path):
-    with open(path) as f:
-        return int(f.readline())
-
-
-binary = os.environ.get("GATEHOUSE_BIN", os.path.join(REPO, "build-bench", "gatehouse"))
-for need in (binary, os.path.join(RIG, "mailload"), "/tmp/bench-dovA/run/master.pid"):
-    if not os.path.exists(need):
-        sys.exit(f"missing {need}: build Gatehouse and bring the rig up first (see the docstring)")
-state = tempfile.mkdtemp(prefix="gh-same-users-")
-subprocess.run([sys.executable, os.path.join(HERE, "make_config.py"), "--out", state], check=True)
-log = open(os.path.join(state, "gatehouse.log"), "w")
-gh = subprocess.Popen([binary, "--config", os.path.join(state, "gatehouse.json")], stderr=log)
-try:
-    deadline = time.monotonic() + 10
-    while '"listener":"imaps"' not in open(log.name).read():
-        if gh.poll() is not None or time.monotonic() > deadline:
-            sys.exit("gatehouse did not start: " + open(log.name).read()[-2000:])
-        time.sleep(0.05)  # polling a bounded start-up, not a synchronisation
+require(os.path.join(RIG, "mailload"), "/tmp/bench-dovA/run/master.pid")
+with Gatehouse(config_for_rig("gh-same-users-")) as gh:
     trees = {"dovecot": [pid_of("/tmp/bench-dovA/run/master.pid"), pid_of("/tmp/bench-dovB/run/master.pid")],
              "gatehouse": [gh.pid]}
     direct_port, proxy_port = (20143, 20443) if a.mode == "login" else (20110, 20410)
@@ -78,7 +57,3 @@ try:
                   f"Dovecot {row['dovecot_ms']:.3f} ms/op  Gatehouse {row['gatehouse_ms']:.3f} ms/op", flush=True)
     rate = {k: sum(r["rate"] for r in v) / len(v) for k, v in results.items()}
     print(f"ratio to direct: gh-A {rate['gh-A'] / rate['direct']:.2f}  gh-AB {rate['gh-AB'] / rate['direct']:.2f}")
-finally:
-    gh.terminate()
-    gh.wait(timeout=30)
-    log.close()

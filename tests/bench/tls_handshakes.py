@@ -19,15 +19,10 @@ import argparse
 import json
 import os
 import subprocess
-import sys
-import tempfile
-import time
 
+from bench_gatehouse import Gatehouse, config_for_rig, pid_of, require
 from proc_cpu import tree_cpu_seconds
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-RIG = "/tmp/bench"
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--duration", type=int, default=4)
@@ -35,20 +30,9 @@ ap.add_argument("--reps", type=int, default=2)
 a = ap.parse_args()
 
 
-def pid_of(path):
-    with open(path) as f:
-        return int(f.readline())
-
-
-binary = os.environ.get("GATEHOUSE_BIN", os.path.join(REPO, "build-bench", "gatehouse"))
-for need in (binary, "/tmp/bench-dovA/run/master.pid",
-             "/tmp/bench-nginx/nginx.pid", "/tmp/bench-auth/auth.pid"):
-    if not os.path.exists(need):
-        sys.exit(f"missing {need}: build Gatehouse and bring the rig up first (see the docstring)")
-state = tempfile.mkdtemp(prefix="gh-tls-handshakes-")
-subprocess.run([sys.executable, os.path.join(HERE, "make_config.py"), "--out", state], check=True)
-config_path = os.path.join(state, "gatehouse.json")
-key_path = os.path.join(state, "ticket.key")
+require("/tmp/bench-nginx/nginx.pid", "/tmp/bench-auth/auth.pid")
+config_path = config_for_rig("gh-tls-handshakes-")
+key_path = os.path.join(os.path.dirname(config_path), "ticket.key")
 with open(key_path, "wb") as f:
     f.write(os.urandom(80))
 config = json.load(open(config_path))
@@ -56,16 +40,7 @@ config["tls"]["session_ticket_key_files"] = [key_path]
 json.dump(config, open(config_path, "w"), indent=1)
 imaps_port = next(l["port"] for l in config["listeners"] if l.get("name") == "imaps")
 
-log = open(os.path.join(state, "gatehouse.log"), "w")
-gh = subprocess.Popen([binary, "--config", config_path], stderr=log)
-try:
-    deadline = time.monotonic() + 10
-    while '"listener":"imaps"' not in open(log.name).read():
-        if gh.poll() is not None or time.monotonic() > deadline:
-            sys.exit("gatehouse did not start: " + open(log.name).read()[-2000:])
-        time.sleep(0.05)  # polling a bounded start-up, not a synchronisation
-    if "port shared with another process" in open(log.name).read():
-        sys.exit("another process listens on Gatehouse's bench ports; stop it first")
+with Gatehouse(config_path) as gh:
     trees = {"gatehouse": [gh.pid],
              "nginx": [pid_of("/tmp/bench-nginx/nginx.pid"), pid_of("/tmp/bench-auth/auth.pid")]}
     variants = {f"{proxy}-{kind}": (proxy, port, args)
@@ -94,7 +69,3 @@ try:
     for kind in ("tls13-new", "tls12-new", "tls12-reuse"):
         print(f"{kind:12} CPU per handshake: Gatehouse {mean('gh-' + kind, 'cpu_ms'):.3f} ms, "
               f"nginx {mean('nginx-' + kind, 'cpu_ms'):.3f} ms")
-finally:
-    gh.terminate()
-    gh.wait(timeout=30)
-    log.close()
