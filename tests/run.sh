@@ -2,7 +2,7 @@
 # The whole test suite in one command, for a fresh Debian 12 as root with no stdin (CI: .ci/run):
 # installs what is missing, then
 #   build/       Release build; ctest: unit + in-process + integration tests (real Dovecot via the harness)
-#   build-asan/  ASan + UBSan build; ctest: unit and in-process tests
+#   build-asan/  ASan + UBSan build; ctest: unit, in-process and integration tests
 #   build-fuzz/  clang libFuzzer build; ctest: each fuzz target for a short time
 # Exits non-zero on the first failure. Idempotent: rerunning reuses the build directories.
 set -euo pipefail
@@ -55,7 +55,7 @@ step "build-asan/ (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGATEHOUSE_SANITIZE=ON
 cmake --build build-asan -j"$JOBS"
 
-step "tests: unit under ASan + UBSan"
+step "tests: unit + integration under ASan + UBSan"
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
   ctest --test-dir build-asan --output-on-failure -j"$JOBS"

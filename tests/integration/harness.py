@@ -748,6 +748,10 @@ def user(login, password, backend, backend_login=None, protocols=("imap",)):
             "backend_login": backend_login or login, "protocols": list(protocols)}
 
 
+# What ASan, LeakSanitizer and UBSan print when they find something.
+_SANITIZER_REPORT = re.compile(r"ERROR: (?:AddressSanitizer|LeakSanitizer)|runtime error: ")
+
+
 class Gatehouse:
     """Runs $GATEHOUSE_BIN with a generated config, users file and self-signed certificate.
 
@@ -902,10 +906,16 @@ class Gatehouse:
         _unregister(self)
 
     def cleanup(self):
-        """Kills the process if it still runs and removes the temp dir (use with addCleanup)."""
+        """Kills the process if it still runs and removes the temp dir (use with addCleanup). Fails if a
+        sanitizer build (build-asan) reported an error: it aborts Gatehouse, which a test may not notice."""
         self.kill()
+        text = self.stderr_text()
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
+        report = _SANITIZER_REPORT.search(text)
+        if report:
+            raise AssertionError("sanitizer report in gatehouse's stderr:\n" +
+                                 text[max(0, report.start() - 500):report.start() + 4000])
 
     def client(self, listener_name, tls=None, server_hostname=None, source_ip=None, timeout=IO_TIMEOUT):
         return ImapClient(self.ports[listener_name], tls=tls, server_hostname=server_hostname,

@@ -152,6 +152,21 @@ class ToolsTest(unittest.TestCase):
         salt = base64.b64decode(out[len("{SSHA}"):])[20:]
         self.assertEqual(harness.ssha("secret", salt=salt), out)
 
+    def test_cleanup_fails_on_a_sanitizer_report(self):
+        # An ASan build aborts on an error; a test that only talks to Gatehouse may not notice.
+        for report, caught in (("==1==ERROR: AddressSanitizer: heap-use-after-free on address", True),
+                               ("proxy/x.cpp:3:5: runtime error: signed integer overflow", True),
+                               ('{"level":"info","msg":"session end"}', False)):
+            g = harness.Gatehouse({"listeners": []}, users=[])
+            with open(g.stderr_path, "w") as f:
+                f.write(report + "\n")
+            if caught:
+                with self.assertRaisesRegex(AssertionError, "sanitizer report"):
+                    g.cleanup()
+            else:
+                g.cleanup()
+            self.assertFalse(os.path.exists(g.root))
+
 
 if __name__ == "__main__":
     unittest.main()
