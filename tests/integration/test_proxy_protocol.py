@@ -22,8 +22,13 @@ from harness import (IO_TIMEOUT, Dovecot, Gatehouse, ImapClient, LineClient, cli
                      listener, user, wait_for)
 
 PW = "alice-lb-pass"
+# One client address per test: with max_connections_per_ip 1, a session of the test before may still hold
+# its address's slot for a moment after its close.
 CLIENT_IP = "127.0.0.72"
-OTHER_CLIENT_IP = "127.0.0.73"
+TLS_CLIENT_IP = "127.0.0.78"
+POP3_CLIENT_IP = "127.0.0.79"
+LIMITED_CLIENT_IP = "127.0.0.76"
+OTHER_CLIENT_IP = "127.0.0.77"
 HEADER_TIMEOUT_MS = 1500
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -119,17 +124,17 @@ class ProxyProtocolTest(unittest.TestCase):
 
     def test_v2_implicit_tls_through_the_balancer(self):
         since, dovecot_since = self.log_index(), self.A.log_size()
-        with ImapClient(self.lb.ports["imaps"], source_ip=CLIENT_IP, tls=client_tls_context(),
+        with ImapClient(self.lb.ports["imaps"], source_ip=TLS_CLIENT_IP, tls=client_tls_context(),
                         server_hostname="mail.example.test") as c:
             self.assertTrue(c.greeting().startswith(b"* OK"))
             c.ok("l", f'LOGIN alice "{PW}"')
             c.ok("o", "LOGOUT")
-        self.A.wait_log(r"imap-login: Info: Login: user=<alice>, [^\n]*rip=127\.0\.0\.72\b", dovecot_since)
-        self.assertTrue(self.session_end(CLIENT_IP, since, user="alice")["tls"])
+        self.A.wait_log(r"imap-login: Info: Login: user=<alice>, [^\n]*rip=127\.0\.0\.78\b", dovecot_since)
+        self.assertTrue(self.session_end(TLS_CLIENT_IP, since, user="alice")["tls"])
 
     def test_v2_pop3_reaches_dovecot_with_the_real_client_address(self):
         dovecot_since = self.A.log_size()
-        with LineClient(self.lb.ports["pop3"], source_ip=CLIENT_IP) as c:
+        with LineClient(self.lb.ports["pop3"], source_ip=POP3_CLIENT_IP) as c:
             self.assertTrue(c.read_line().startswith(b"+OK"))
             c.send(b"USER alice\r\n")
             self.assertTrue(c.read_line().startswith(b"+OK"))
@@ -137,15 +142,15 @@ class ProxyProtocolTest(unittest.TestCase):
             self.assertTrue(c.read_line().startswith(b"+OK"), "POP3 login through the balancer failed")
             c.send(b"QUIT\r\n")
             self.assertTrue(c.read_line().startswith(b"+OK"))
-        self.A.wait_log(r"pop3-login: Info: Login: user=<alice>, [^\n]*rip=127\.0\.0\.72\b", dovecot_since)
+        self.A.wait_log(r"pop3-login: Info: Login: user=<alice>, [^\n]*rip=127\.0\.0\.79\b", dovecot_since)
 
     def test_the_connection_limit_counts_real_clients_not_the_balancer(self):
         # max_connections_per_ip is 1 and every connection comes from HAProxy's 127.0.0.1.
-        with ImapClient(self.lb.ports["imap"], source_ip=CLIENT_IP) as first, \
+        with ImapClient(self.lb.ports["imap"], source_ip=LIMITED_CLIENT_IP) as first, \
                 ImapClient(self.lb.ports["imap"], source_ip=OTHER_CLIENT_IP) as other:
             self.assertTrue(first.greeting().startswith(b"* OK"))
             self.assertTrue(other.greeting().startswith(b"* OK"), "a second client was refused")
-            with ImapClient(self.lb.ports["imap"], source_ip=CLIENT_IP) as again:
+            with ImapClient(self.lb.ports["imap"], source_ip=LIMITED_CLIENT_IP) as again:
                 bye = again.read_line()
                 self.assertTrue(bye.startswith(b"* BYE"), bye)
                 self.assertIn(b"connections", bye)
