@@ -126,8 +126,9 @@ void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection,
 
 bool Worker::admitClient(uint64_t session_id, const std::string& client_ip) {
   auto it = sessions_.find(session_id);
-  if (it == sessions_.end() || !it->second.holds_slot || !it->second.client_ip.empty())
+  if (it == sessions_.end() || !it->second.holds_slot || !it->second.client_ip.empty()) {
     return false;
+  }
   if (!shared_->connections->acquireIp(client_ip)) {
     log::warn("connection refused", {{"reason", "connection limit"},
                                      {"client", client_ip},
