@@ -923,6 +923,45 @@ class Gatehouse:
 
 
 # ---------------------------------------------------------------------------------------------------
+# a load balancer in front
+
+
+class HAProxy:
+    """haproxy -db (foreground) in TCP mode with one frontend per (name, target port, send-proxy option)."""
+
+    def __init__(self, routes):
+        self.root = tempfile.mkdtemp(prefix="gh-haproxy-")
+        self.ports = {name: free_port() for name in routes}
+        sections = ["global\n  maxconn 200\n",
+                    "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"]
+        for name, (target, option) in routes.items():
+            sections.append(f"frontend fe_{name}\n  bind 127.0.0.1:{self.ports[name]}\n  default_backend be_{name}\n")
+            sections.append(f"backend be_{name}\n  server gatehouse 127.0.0.1:{target} {option}\n")
+        self.config = os.path.join(self.root, "haproxy.cfg")
+        with open(self.config, "w") as f:
+            f.write("\n".join(sections))
+        self.log = open(os.path.join(self.root, "haproxy.log"), "wb")
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.config], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        for port in self.ports.values():
+            wait_for(lambda: self.proc.poll() is not None or self._listening(port), IO_TIMEOUT, "haproxy listening")
+            if self.proc.poll() is not None:
+                raise RuntimeError("haproxy failed: " + open(self.log.name).read())
+
+    @staticmethod
+    def _listening(port):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------
 # fake back-end for faults a real server cannot show
 
 

@@ -9,16 +9,12 @@ listener with `proxy_protocol_from` takes connections only from the balancers na
 with a header; anything else is closed without a word.
 """
 
-import os
-import shutil
 import socket
 import ssl
 import struct
-import subprocess
-import tempfile
 import unittest
 
-from harness import (IO_TIMEOUT, Dovecot, Gatehouse, ImapClient, LineClient, client_tls_context, free_port,
+from harness import (IO_TIMEOUT, Dovecot, Gatehouse, HAProxy, ImapClient, LineClient, client_tls_context,
                      listener, user, wait_for)
 
 PW = "alice-lb-pass"
@@ -40,41 +36,6 @@ def v2_header(command=1, source=None, destination=("127.0.0.1", 993)):
     body = (socket.inet_aton(source[0]) + socket.inet_aton(destination[0]) +
             struct.pack("!HH", source[1], destination[1]))
     return V2_SIGNATURE + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
-
-
-class HAProxy:
-    """haproxy -db (foreground) in TCP mode with one frontend per (name, target port, send-proxy option)."""
-
-    def __init__(self, routes):
-        self.root = tempfile.mkdtemp(prefix="gh-haproxy-")
-        self.ports = {name: free_port() for name in routes}
-        sections = ["global\n  maxconn 200\n",
-                    "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"]
-        for name, (target, option) in routes.items():
-            sections.append(f"frontend fe_{name}\n  bind 127.0.0.1:{self.ports[name]}\n  default_backend be_{name}\n")
-            sections.append(f"backend be_{name}\n  server gatehouse 127.0.0.1:{target} {option}\n")
-        self.config = os.path.join(self.root, "haproxy.cfg")
-        with open(self.config, "w") as f:
-            f.write("\n".join(sections))
-        self.log = open(os.path.join(self.root, "haproxy.log"), "wb")
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.config], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        for port in self.ports.values():
-            wait_for(lambda: self.proc.poll() is not None or self._listening(port), IO_TIMEOUT, "haproxy listening")
-            if self.proc.poll() is not None:
-                raise RuntimeError("haproxy failed: " + open(self.log.name).read())
-
-    @staticmethod
-    def _listening(port):
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.log.close()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class ProxyProtocolTest(unittest.TestCase):

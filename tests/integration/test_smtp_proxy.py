@@ -22,7 +22,7 @@ import unittest
 import uuid
 
 import harness
-from harness import (Dovecot, Gatehouse, IO_TIMEOUT, client_tls_context, closed_port, listener, plain_sasl, user,
+from harness import (Dovecot, Gatehouse, HAProxy, IO_TIMEOUT, client_tls_context, closed_port, listener, plain_sasl, user,
                      wait_for)
 from postfix import Postfix
 
@@ -402,6 +402,28 @@ class SmtpProxyTest(unittest.TestCase):
         self.assertEqual(sorted(tried), ["dead1", "dead2"])
 
     # ---- back-end faults
+
+    def test_behind_a_load_balancer_postfix_sees_the_real_client(self):
+        # HAProxy sends the PROXY protocol (v2); the client address it names is what XCLIENT tells Postfix.
+        behind = dict(listener("lb", tls="none", require_tls_for_auth=False, protocol="submission"),
+                      proxy_protocol_from=["127.0.0.1"])
+        backend_a = dict(self.A.backend_config("A"), ports={"submission": self.pf.port})
+        g = Gatehouse({"listeners": [behind], "backends": [backend_a, self.B.backend_config("B")],
+                       "timeouts": dict(TIMEOUTS)}, users=self.users)
+        self.addCleanup(g.cleanup)
+        g.start()
+        lb = HAProxy({"lb": (g.port("lb"), "send-proxy-v2")})
+        self.addCleanup(lb.stop)
+        subject = self.subject()
+        since = len(self.pf.log_text())
+        with smtplib.SMTP("127.0.0.1", lb.ports["lb"], timeout=IO_TIMEOUT, local_hostname="client.example",
+                          source_address=("127.0.0.81", 0)) as s:
+            s.login(ALICE, ALICE_PW)
+            self.assertEqual(s.sendmail(ALICE, [BOB], message(subject)), {})
+        received = self.wait_delivered(self.B, BOB, subject)["Received"]
+        self.assertIn("[127.0.0.81]", received)  # the client, not HAProxy or Gatehouse
+        log = self.pf.log_text()[since:]
+        self.assertIn(f"client=unknown[127.0.0.81], sasl_method=XCLIENT, sasl_username={ALICE}", log)
 
     def test_backend_down_is_temporary(self):
         dead = dict(self.A.backend_config("A"), ports={"submission": closed_port("127.0.0.11")})
