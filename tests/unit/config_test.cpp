@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -170,6 +171,8 @@ TEST_CASE("config: the example configuration loads, relative paths resolved", "[
   dir.write("tls/mail.example.com.crt", "cert");
   dir.write("tls/mail.example.com.key", "key");
   dir.write("tls/backend-ca.crt", "ca");
+  dir.write("tls/ticket-current.key", std::string(80, 'c'));  // openssl rand 80
+  dir.write("tls/ticket-previous.key", std::string(80, 'p'));
   dir.write("users.json", Json{{"users",
                                 {{{"login", "dave"},
                                   {"password", kSshaSecret},
@@ -187,11 +190,18 @@ TEST_CASE("config: the example configuration loads, relative paths resolved", "[
   CHECK(config->certificates[0].cert_file == (base / "tls/mail.example.com.crt").string());
   CHECK(config->certificates[0].key_file == (base / "tls/mail.example.com.key").string());
   CHECK(config->certificates[0].names == std::vector<std::string>{"mail.example.com"});
+  REQUIRE(config->session_ticket_keys.size() == 2);
+  CHECK(config->session_ticket_keys[0].reveal() == std::string(80, 'c'));
   REQUIRE(config->listeners.size() >= 2);  // imap and imaps first; other protocols follow
   CHECK(config->listeners[0].tls == TlsMode::StartTls);
   CHECK(config->listeners[0].require_tls_for_auth);
   CHECK(config->listeners[1].port == 10993);
   CHECK(config->listeners[1].tls == TlsMode::Implicit);
+  const auto behind_balancer =
+      std::find_if(config->listeners.begin(), config->listeners.end(),
+                   [](const ListenerConfig& l) { return !l.proxy_protocol_from.empty(); });
+  REQUIRE(behind_balancer != config->listeners.end());
+  CHECK(behind_balancer->proxy_protocol_from[0].containsAddress("10.0.0.9"));
   REQUIRE(config->backends.size() >= 2);  // A and B first; the submission relay follows
   CHECK(config->backends[0].ports.at(Protocol::Submission) == 587);
   CHECK(config->backends[0].server_name == "127.0.0.11");  // defaults to the address
