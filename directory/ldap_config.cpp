@@ -205,7 +205,7 @@ std::optional<std::string> LdapReader::readFile(const ObjectReader& reader, std:
                                                 const char* normalised_key) {
   auto name = reader.string(key, Need::Optional);
   if (!name) return std::nullopt;
-  if (name->empty() || name->find('\0') != std::string::npos) {
+  if (!isFileName(*name)) {
     reader.error(reader.pointerOf(key), "must be a file name");
     return std::nullopt;
   }

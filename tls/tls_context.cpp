@@ -30,6 +30,7 @@ struct CertEntry {
   std::vector<bssl::UniquePtr<CRYPTO_BUFFER>> chain;
   std::vector<CRYPTO_BUFFER*> chain_view;  // the same buffers, in the form BoringSSL takes
   bssl::UniquePtr<EVP_PKEY> key;
+  std::string session_context;  // see sessionContext()
 };
 
 // What the callbacks need. It is owned by the SSL_CTX (ex_data, freed with it), so an SSL that
@@ -98,7 +99,7 @@ const CertEntry* selectCertificate(const ServerTable& table, std::string_view sn
 // A session resumes only where it was made: same protocol (an IMAP session is no POP3 session, the
 // ALPACA class of confusion) and same certificate (BoringSSL asks servers to partition by SNI
 // host).
-std::string sessionContext(std::string_view alpn, ptrdiff_t certificate_index) {
+std::string sessionContext(std::string_view alpn, size_t certificate_index) {
   return std::string(alpn) + "/" + std::to_string(certificate_index);
 }
 
@@ -109,7 +110,7 @@ int selectCertificateCallback(SSL* ssl, void* /*arg*/) {
   const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   const CertEntry* entry = selectCertificate(*table, sni != nullptr ? sni : "");
   if (entry == nullptr || entry == &table->entries.front()) return 1;  // the default is set
-  std::string context = sessionContext(table->alpn, entry - table->entries.data());
+  const std::string& context = entry->session_context;
   return SSL_set_chain_and_key(ssl, entry->chain_view.data(), entry->chain_view.size(),
                                entry->key.get(), nullptr) &&
          SSL_set_session_id_context(ssl, reinterpret_cast<const uint8_t*>(context.data()),
@@ -220,6 +221,7 @@ std::shared_ptr<const ServerTlsContext> ServerTlsContext::create(
   table->entries.resize(certificates.size());
   for (size_t i = 0; i < certificates.size(); ++i) {
     if (!loadEntry(certificates[i], table->entries[i], error)) return nullptr;
+    table->entries[i].session_context = sessionContext(alpn, i);
   }
 
   // Without X509 objects: the server never verifies peers, and buffers are cheaper per SSL.
@@ -237,7 +239,7 @@ std::shared_ptr<const ServerTlsContext> ServerTlsContext::create(
   if (table->entries.size() > 1) {
     SSL_CTX_set_cert_cb(ctx.get(), selectCertificateCallback, nullptr);
   }
-  std::string session_context = sessionContext(alpn, 0);
+  const std::string& session_context = fallback.session_context;
   // Resumption is by ticket only: the stateful cache would hold memory per client and resume
   // nothing on the pool's other instances.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);

@@ -257,7 +257,7 @@ std::optional<std::string> Builder::readFile(const ObjectReader& reader, std::st
                                              Need need) {
   auto name = reader.string(key, need);
   if (!name) return std::nullopt;
-  if (name->empty() || name->find('\0') != std::string::npos) {
+  if (!isFileName(*name)) {
     reader.error(reader.pointerOf(key), "must be a file name");
     return std::nullopt;
   }
@@ -306,8 +306,7 @@ void Builder::readTicketKeys(const Json& files, const std::string& pointer) {
   for (size_t i = 0; i < files.size(); ++i) {
     std::string at = pointerTo(pointer, i);
     const Json& name = files[i];
-    if (!name.is_string() || name.get<std::string>().empty() ||
-        name.get<std::string>().find('\0') != std::string::npos) {
+    if (!name.is_string() || !isFileName(name.get<std::string>())) {
       error(at, "must be a file name");
       continue;
     }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proxy/config/config.h"
@@ -17,6 +18,11 @@ namespace gatehouse {
 // be absolute. Problems are appended to `errors`; the returned Config is only valid if none were.
 Config buildConfig(const nlohmann::json& root, const std::filesystem::path& base_dir,
                    std::vector<ConfigError>& errors);
+
+// Whether a configured file name can name a file at all (not empty, no NUL).
+inline bool isFileName(std::string_view name) {
+  return !name.empty() && name.find('\0') == std::string_view::npos;
+}
 
 // The whole content of a regular file of bounded size, or nullopt with `problem` set.
 std::optional<std::string> readTextFile(const std::filesystem::path& path, std::string& problem);
