@@ -7,9 +7,10 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/imap/imap_parser.h"
 #include "proxy/core/base64.h"
+#include "proxy/imap/imap_parser.h"
 #include "proxy/imap/imap_string.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -19,11 +20,7 @@ using gatehouse::imap::Result;
 using gatehouse::imap::ResultKind;
 using gatehouse::imap::TokenKind;
 
-void check(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::abort();
-}
+using fuzzing::check;
 
 bool isAtomChar(char c) {
   const auto u = static_cast<unsigned char>(c);

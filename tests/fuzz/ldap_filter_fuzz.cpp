@@ -7,14 +7,11 @@
 #include <string_view>
 
 #include "directory/ldap_filter.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
-void check(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::abort();
-}
+using fuzzing::check;
 
 bool isHex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');

@@ -8,14 +8,11 @@
 #include <string_view>
 
 #include "proxy/log/log_line.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
-void check(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::abort();
-}
+using fuzzing::check;
 
 }  // namespace
 

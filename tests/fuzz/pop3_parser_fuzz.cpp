@@ -9,6 +9,7 @@
 
 #include "proxy/pop3/pop3_parser.h"
 #include "proxy/pop3/pop3_relay_tracker.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -18,11 +19,7 @@ using gatehouse::pop3::RelayTracker;
 using gatehouse::pop3::Result;
 using gatehouse::pop3::ResultKind;
 
-void check(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::abort();
-}
+using fuzzing::check;
 
 void checkResult(const Result& r, size_t max_line) {
   if (r.kind == ResultKind::Error) {

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "proxy/net/proxy_header.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -23,11 +24,7 @@ using gatehouse::proxy_header::Status;
 
 constexpr size_t kV1MaxLine = 107;
 
-void check(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::abort();
-}
+using fuzzing::check;
 
 bool sameResult(const Result& a, const Result& b) {
   const Header& x = a.header;

@@ -10,6 +10,7 @@
 #include "backends/smtp_reply.h"
 #include "proxy/smtp/smtp_parser.h"
 #include "proxy/smtp/smtp_relay_guard.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -18,11 +19,7 @@ using gatehouse::smtp::RelayGuard;
 using gatehouse::smtp::Result;
 using gatehouse::smtp::ResultKind;
 
-void check(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::abort();
-}
+using fuzzing::check;
 
 // Plays a session: next() for commands, nextLine() once after "AUTH <mechanism>".
 struct Run {
