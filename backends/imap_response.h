@@ -2,7 +2,6 @@
 // capability lists, and a scanner that follows the server's byte stream across literals.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -38,10 +37,6 @@ class ResponseScanner {
   void feed(std::string_view data);
   bool atLineStart() const { return literal_left_ == 0 && line_len_ == 0; }
   bool sawBye() const { return saw_bye_; }
-  // Bytes of the current literal's payload still to come: they need not be fed.
-  uint64_t literalLeft() const { return literal_left_; }
-  // `n` (at most literalLeft()) of those bytes went by unseen.
-  void skipLiteral(uint64_t n) { literal_left_ -= std::min(n, literal_left_); }
 
  private:
   void endOfLine();

@@ -88,9 +88,6 @@ struct Limits {
   unsigned max_auth_failures = 3;     // failed logins before the session is ended
   size_t max_connections = 10000;     // per process
   size_t max_connections_per_ip = 0;  // 0 = unlimited
-  // A literal payload at least this large, between a plaintext client and a plaintext back-end,
-  // goes socket to socket with splice(2) instead of through user space; 0 = never.
-  uint64_t splice_min_bytes = 65536;
 };
 
 struct Timeouts {

@@ -669,7 +669,7 @@ void Builder::readProtocolList(const Json& value, const std::string& pointer,
 void Builder::readLimits(const Json& value, const std::string& pointer) {
   ObjectReader reader(value, pointer, errors_,
                       {"max_line", "max_auth_literal", "max_bad_commands", "max_auth_failures",
-                       "max_connections", "max_connections_per_ip", "splice_min_bytes"});
+                       "max_connections", "max_connections_per_ip"});
   Limits& limits = config_.limits;
   readCount(reader, "max_line", 1, limits.max_line);
   readCount(reader, "max_auth_literal", 1, limits.max_auth_literal);
@@ -677,7 +677,6 @@ void Builder::readLimits(const Json& value, const std::string& pointer) {
   readCount(reader, "max_auth_failures", 1, limits.max_auth_failures);
   readCount(reader, "max_connections", 1, limits.max_connections);
   readCount(reader, "max_connections_per_ip", 0, limits.max_connections_per_ip);  // 0 = unlimited
-  readCount(reader, "splice_min_bytes", 0, limits.splice_min_bytes);  // 0 = never splice
 }
 
 void Builder::readTimeouts(const Json& value, const std::string& pointer) {

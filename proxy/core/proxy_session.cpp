@@ -316,8 +316,7 @@ void ProxySession::startRelay(BackendLoginResult result) {
   pipelined += std::exchange(held_input_, {});
   flush();
   RelayObserver& observer = *this;
-  relay_ = std::make_unique<Relay>(ctx_.loop, *client_, *backend_, observer,
-                                   ctx_.config->limits.splice_min_bytes);
+  relay_ = std::make_unique<Relay>(ctx_.loop, *client_, *backend_, observer);
   relay_->start();
   auto alive = alive_;
   if (!result.leftover.empty()) relay_->inject(RelaySide::Backend, result.leftover);
@@ -348,14 +347,6 @@ bool ProxySession::mayForward(RelaySide from, std::string_view data) {
 
 void ProxySession::onRelayBytes(RelaySide from, std::string_view data) {
   if (from == RelaySide::Backend) onBackendBytes(data);
-}
-
-uint64_t ProxySession::opaqueBytesAhead(RelaySide from) const {
-  return from == RelaySide::Backend ? backendBytesNotToSee() : 0;
-}
-
-void ProxySession::onRelayOpaque(RelaySide from, uint64_t n) {
-  if (from == RelaySide::Backend) onBackendBytesSkipped(n);
 }
 
 void ProxySession::onRelayEnded(RelaySide side, bool error, std::string_view reason) {
@@ -462,7 +453,6 @@ void ProxySession::closeNow() {
                             {"backend", backend_name_},
                             {"bytes_in", from_client},
                             {"bytes_out", to_client},
-                            {"bytes_spliced", relay_ ? relay_->splicedBytes() : 0},
                             {"duration_ms", uv_now(ctx_.loop) - started_ms_},
                             {"outcome", outcome_.empty() ? "closed" : outcome_}});
   ctx_.host->release(ctx_.id);

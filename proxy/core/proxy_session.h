@@ -68,10 +68,6 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   virtual std::string goodbye(Goodbye reason) const = 0;
   // Back-end bytes on their way to the client (framing, e.g. to see where lines start).
   virtual void onBackendBytes(std::string_view) {}
-  // How many of the back-end's next bytes need not be seen (IMAP: the rest of a literal); they
-  // may be spliced to the client and are then reported to onBackendBytesSkipped.
-  virtual uint64_t backendBytesNotToSee() const { return 0; }
-  virtual void onBackendBytesSkipped(uint64_t) {}
   // Client bytes after login on their way to the back-end. False refuses them: they are not
   // forwarded, and the protocol has called finish() (else the session ends without a goodbye).
   virtual bool onClientBytes(std::string_view) { return true; }
@@ -129,8 +125,6 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void onRelayBytes(RelaySide from, std::string_view data) final;
   bool mayForward(RelaySide from, std::string_view data) final;
   void onRelayEnded(RelaySide side, bool error, std::string_view reason) final;
-  uint64_t opaqueBytesAhead(RelaySide from) const final;
-  void onRelayOpaque(RelaySide from, uint64_t n) final;
 
   void greet(std::string received);
   void refuseOverLimit();

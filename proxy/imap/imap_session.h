@@ -28,8 +28,6 @@ class ImapSession final : public ProxySession {
                                                  BackendLogin::Callback done) override;
   std::string goodbye(Goodbye reason) const override;
   void onBackendBytes(std::string_view data) override { scanner_.feed(data); }
-  uint64_t backendBytesNotToSee() const override { return scanner_.literalLeft(); }
-  void onBackendBytesSkipped(uint64_t n) override { scanner_.skipLiteral(n); }
   bool atClientLineStart() const override { return scanner_.atLineStart(); }
   bool backendSaidGoodbye() const override { return scanner_.sawBye(); }
 

@@ -88,7 +88,6 @@ void TcpStream::shutdownWrite() {
 
 void TcpStream::close() {
   handler_ = nullptr;
-  readiness_ = nullptr;
   reading_ = false;
   tcp_.reset();
 }
@@ -121,22 +120,12 @@ bool TcpStream::closeGracefully() {
   return false;
 }
 
-void TcpStream::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  auto* self = ownerOf<TcpStream>(handle);
-  // No buffer makes libuv report UV_ENOBUFS without reading: the readiness handler reads.
-  if (self != nullptr && self->readiness_ != nullptr) {
-    *buf = uv_buf_init(nullptr, 0);
-    return;
-  }
+void TcpStream::onAlloc(uv_handle_t*, size_t, uv_buf_t* buf) {
   *buf = uv_buf_init(t_read_buffer, kReadBufferSize);
 }
 
 void TcpStream::onReadDone(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* self = ownerOf<TcpStream>(stream);
-  if (self != nullptr && self->readiness_ != nullptr && nread == UV_ENOBUFS) {
-    self->readiness_->onReadable();
-    return;
-  }
   if (self == nullptr || self->handler_ == nullptr || nread == 0) return;
   if (nread > 0) {
     self->handler_->onRead(std::string_view(buf->base, static_cast<size_t>(nread)));

@@ -11,16 +11,6 @@
 
 namespace gatehouse {
 
-// Told that a socket has something to read, instead of being handed the bytes: for code that
-// reads the socket itself (SplicePump moves bytes with splice(2), never into user space).
-class ReadinessHandler {
- public:
-  virtual ~ReadinessHandler() = default;
-  // Data, an end or an error is waiting; the handler reads the socket until it would block, or
-  // stops the stream's reading (readiness is level-triggered: it is reported again otherwise).
-  virtual void onReadable() = 0;
-};
-
 class TcpStream final : public Stream {
  public:
   // Whether the socket still needs TCP_NODELAY. Linux copies it from a listening socket to the
@@ -41,17 +31,12 @@ class TcpStream final : public Stream {
   bool closeGracefully() override;
   void ackPromptly() override;
 
-  // While set, reading reports readiness to `handler` and reads nothing; nullptr hands the bytes
-  // to the StreamHandler again. The StreamHandler stays in place for onWritable and errors.
-  void setReadinessHandler(ReadinessHandler* handler) { readiness_ = handler; }
-  // The socket, for a ReadinessHandler or a splice: -1 once closed.
-  int socketFd() const;
-
   uv_tcp_t* handle() const { return tcp_.get(); }
 
  private:
   struct WriteRequest;
 
+  int socketFd() const;  // -1 once closed
   static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void onReadDone(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void onWriteDone(uv_write_t* req, int status);
@@ -60,7 +45,6 @@ class TcpStream final : public Stream {
 
   UvHandle<uv_tcp_t> tcp_;
   StreamHandler* handler_ = nullptr;
-  ReadinessHandler* readiness_ = nullptr;
   size_t queued_ = 0;
   bool reading_ = false;
   bool shut_down_ = false;

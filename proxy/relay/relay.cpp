@@ -4,9 +4,8 @@
 
 namespace gatehouse {
 
-Relay::Relay(uv_loop_t* loop, Stream& client, Stream& backend, RelayObserver& observer,
-             uint64_t splice_min)
-    : loop_(loop), observer_(observer), last_activity_ms_(uv_now(loop)), splice_min_(splice_min) {
+Relay::Relay(uv_loop_t* loop, Stream& client, Stream& backend, RelayObserver& observer)
+    : loop_(loop), observer_(observer), last_activity_ms_(uv_now(loop)) {
   client_ = Side{};
   client_.relay = this;
   client_.side = RelaySide::Client;
@@ -18,10 +17,6 @@ Relay::Relay(uv_loop_t* loop, Stream& client, Stream& backend, RelayObserver& ob
   backend_.self = &backend;
   backend_.peer = &client;
   backend_.peer_side = &client_;
-  if (splice_min_ > 0) {
-    client_.self_tcp = dynamic_cast<TcpStream*>(&client);
-    backend_.self_tcp = dynamic_cast<TcpStream*>(&backend);
-  }
 }
 
 Relay::~Relay() {
@@ -36,7 +31,6 @@ void Relay::start() {
 }
 
 void Relay::detach() {
-  pump_.reset();
   client_.self->setHandler(nullptr);
   backend_.self->setHandler(nullptr);
 }
@@ -64,51 +58,6 @@ void Relay::Side::onRead(std::string_view data) {
     paused = true;
     ++pauses;
     self->readStop();
-    return;
-  }
-  relay->maybeSplice(*this);
-}
-
-void Relay::maybeSplice(Side& from) {
-  // Spliced bytes must follow everything written before them, so the peer's queue must be empty.
-  if (pump_ || from.self_tcp == nullptr || from.peer_side->self_tcp == nullptr ||
-      from.peer->queuedBytes() != 0) {
-    return;
-  }
-  const uint64_t opaque = observer_.opaqueBytesAhead(from.side);
-  if (opaque < splice_min_) return;
-  pump_ = SplicePump::start(loop_, *from.self_tcp, *from.peer_side->self_tcp, opaque, *this);
-  if (pump_) pump_from_ = &from;
-}
-
-void Relay::onPumped(uint64_t n) {
-  pump_from_->bytes += n;
-  spliced_ += n;
-  last_activity_ms_ = uv_now(loop_);
-  observer_.onRelayOpaque(pump_from_->side, n);
-}
-
-void Relay::onPumpDone() {
-  pump_.reset();  // `from` reads into user space again, under the same handler
-}
-
-void Relay::onPumpFailed(SplicePump::Failure failure, std::string_view reason) {
-  Side& from = *pump_from_;
-  pump_.reset();
-  // As a stream reports an end or an error: once, and with its reading stopped.
-  switch (failure) {
-    case SplicePump::Failure::SourceEnded:
-      from.self->readStop();
-      from.onEnd();
-      return;
-    case SplicePump::Failure::SourceFailed:
-      from.self->readStop();
-      from.onError(reason);
-      return;
-    case SplicePump::Failure::DestinationFailed:
-      from.peer->readStop();
-      from.peer_side->onError(reason);
-      return;
   }
 }
 

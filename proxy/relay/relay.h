@@ -9,7 +9,6 @@
 #include <string_view>
 
 #include "proxy/net/stream.h"
-#include "proxy/relay/splice_pump.h"
 
 namespace gatehouse {
 
@@ -25,29 +24,22 @@ class RelayObserver {
   // that would undo the login). On false the relay drops them and does nothing more in this
   // call, so the observer may end the session (and close the streams) from here.
   virtual bool mayForward(RelaySide /*from*/, std::string_view /*data*/) { return true; }
-  // How many of the next bytes from `from` the observer has no need to see (the rest of an IMAP
-  // literal). The relay may move them socket to socket and report them with onRelayOpaque.
-  virtual uint64_t opaqueBytesAhead(RelaySide /*from*/) const { return 0; }
-  // `n` of those bytes went to the other side unseen. Only for counting: must not end the session.
-  virtual void onRelayOpaque(RelaySide /*from*/, uint64_t /*n*/) {}
   // `side` finished sending (error=false) or failed. The relay has done nothing about it yet:
   // call passEnd() to forward a half-close, or end the session.
   virtual void onRelayEnded(RelaySide side, bool error, std::string_view reason) = 0;
 };
 
-class Relay final : private SplicePump::Owner {
+class Relay {
  public:
-  // `loop` supplies the clock for lastActivityMs() and watches splices. Opaque runs of at least
-  // `splice_min` bytes between two plain TCP streams are spliced (0: never).
-  Relay(uv_loop_t* loop, Stream& client, Stream& backend, RelayObserver& observer,
-        uint64_t splice_min = 0);
-  ~Relay() override;
+  // `loop` only supplies the clock for lastActivityMs().
+  Relay(uv_loop_t* loop, Stream& client, Stream& backend, RelayObserver& observer);
+  ~Relay();
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
 
   // Installs itself as both streams' handler and starts reading both.
   void start();
-  // Detaches from both streams (they stay open); a splice under way stops.
+  // Detaches from both streams (they stay open).
   void detach();
   // Forwards `side`'s end of data as a half-close of the other side's write direction.
   void passEnd(RelaySide side);
@@ -56,8 +48,6 @@ class Relay final : private SplicePump::Owner {
   uint64_t bytesFromClient() const { return client_.bytes; }
   uint64_t bytesFromBackend() const { return backend_.bytes; }
   uint64_t pauses() const { return client_.pauses + backend_.pauses; }
-  // Of the bytes above, those that went socket to socket without entering user space.
-  uint64_t splicedBytes() const { return spliced_; }
   uint64_t lastActivityMs() const { return last_activity_ms_; }
   // Relay bytes from a side as if read (bytes a session buffered before the relay started).
   void inject(RelaySide from, std::string_view data);
@@ -70,7 +60,6 @@ class Relay final : private SplicePump::Owner {
     RelaySide side = RelaySide::Client;
     Stream* self = nullptr;
     Stream* peer = nullptr;
-    TcpStream* self_tcp = nullptr;  // self, when it is plain TCP (it may then be spliced)
     Side* peer_side = nullptr;
     uint64_t bytes = 0;
     uint64_t pauses = 0;
@@ -82,20 +71,11 @@ class Relay final : private SplicePump::Owner {
     void onWritable() override;
   };
 
-  void maybeSplice(Side& from);
-  void onPumped(uint64_t n) override;
-  void onPumpDone() override;
-  void onPumpFailed(SplicePump::Failure failure, std::string_view reason) override;
-
   Side client_;
   Side backend_;
   uv_loop_t* loop_;
   RelayObserver& observer_;
   uint64_t last_activity_ms_;
-  uint64_t splice_min_;
-  uint64_t spliced_ = 0;
-  std::unique_ptr<SplicePump> pump_;
-  Side* pump_from_ = nullptr;
 };
 
 }  // namespace gatehouse

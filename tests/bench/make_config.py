@@ -10,8 +10,6 @@ ap.add_argument("--users", type=int, default=1000)
 ap.add_argument("--no-pop3", action="store_true", help="leave out the POP3 listener")
 ap.add_argument("--cache", choices=["on", "off"], default="on",
                 help="off: every login is an LDAP search and a bind (the cold-cache case)")
-ap.add_argument("--splice-min-bytes", type=int, default=None,
-                help="limits.splice_min_bytes (0: relay every byte through user space)")
 a = ap.parse_args()
 
 
@@ -36,8 +34,6 @@ config = {
     "limits": {"max_connections": 19000},
     "log": {"level": "info"},
 }
-if a.splice_min_bytes is not None:
-    config["limits"]["splice_min_bytes"] = a.splice_min_bytes
 if a.no_pop3:
     config["listeners"] = [l for l in config["listeners"] if l["protocol"] != "pop3"]
 if a.directory == "static":

@@ -4,7 +4,6 @@
 #   tests/bench/run.sh [TARGET...]      default: direct-a ours:static nginx
 # A TARGET is a rig target (direct-a, nginx, perdition) or a Gatehouse variant:
 #   ours:static            static users file ({SSHA}), the rig's 1000 users
-#   ours:static-nosplice   the same with splicing off: every relayed byte through user space
 #   ours:ldap-cold         LDAP, cache off: every login is a search and a bind
 #   ours:ldap-warm         LDAP, cache on (TTL 1 h)
 #   ours:ldap-warm-stopped LDAP, cache on, slapd SIGSTOPped after a warm-up pass over all users
@@ -91,7 +90,6 @@ for t in "${targets[@]}"; do
       case "${BENCH_MODES:-pop3}" in *pop3*) ;; *) extra+=(--no-pop3) ;; esac
       case "$variant" in
         static) start_gatehouse --directory static "${extra[@]}" ;;
-        static-nosplice) start_gatehouse --directory static --splice-min-bytes 0 "${extra[@]}" ;;
         ldap-cold) start_gatehouse --directory ldap --cache off "${extra[@]}" ;;
         ldap-warm) start_gatehouse --directory ldap --cache on "${extra[@]}"; warm_up ;;
         ldap-warm-stopped)

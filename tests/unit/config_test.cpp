@@ -124,7 +124,6 @@ TEST_CASE("config: defaults for everything left out", "[config]") {
   CHECK(c.limits.max_auth_failures == limits.max_auth_failures);
   CHECK(c.limits.max_connections == limits.max_connections);
   CHECK(c.limits.max_connections_per_ip == limits.max_connections_per_ip);
-  CHECK(c.limits.splice_min_bytes == limits.splice_min_bytes);
   Timeouts timeouts;
   CHECK(c.timeouts.connect_ms == timeouts.connect_ms);
   CHECK(c.timeouts.greeting_ms == timeouts.greeting_ms);
@@ -139,10 +138,7 @@ TEST_CASE("config: explicit values are kept", "[config]") {
   j["workers"] = 3;
   j["hostname"] = "mail.example.com";
   j["log"] = {{"level", "debug"}};
-  j["limits"] = {{"max_line", 1000},
-                 {"max_connections_per_ip", 0},
-                 {"max_auth_failures", 5},
-                 {"splice_min_bytes", 0}};
+  j["limits"] = {{"max_line", 1000}, {"max_connections_per_ip", 0}, {"max_auth_failures", 5}};
   j["timeouts"] = {{"connect_ms", 250}, {"session_idle_ms", 60000}, {"proxy_header_ms", 900}};
   j["listeners"][0]["name"] = "imap-test";
   Outcome out = parse(j);
@@ -154,7 +150,6 @@ TEST_CASE("config: explicit values are kept", "[config]") {
   CHECK(c.limits.max_line == 1000);
   CHECK(c.limits.max_connections_per_ip == 0);
   CHECK(c.limits.max_auth_failures == 5);
-  CHECK(c.limits.splice_min_bytes == 0);
   CHECK(c.limits.max_bad_commands == Limits{}.max_bad_commands);
   CHECK(c.timeouts.connect_ms == 250);
   CHECK(c.timeouts.session_idle_ms == 60000);
@@ -614,9 +609,6 @@ TEST_CASE("config: workers, hostname, limits and timeouts", "[config]") {
   j = minimal();
   j["limits"]["max_connections_per_ip"] = -1;
   requireOnlyError(parse(j), "/limits/max_connections_per_ip", "must be an integer 0-4294967295");
-  j["limits"]["max_connections_per_ip"] = 0;
-  j["limits"]["splice_min_bytes"] = "64k";
-  requireOnlyError(parse(j), "/limits/splice_min_bytes", "must be an integer 0-4294967295");
   j = minimal();
   j["timeouts"]["greeting_ms"] = 0;
   requireOnlyError(parse(j), "/timeouts/greeting_ms", "must be an integer 1-4294967295");

@@ -15,7 +15,6 @@
 #include "proxy/net/ip_address.h"
 #include "proxy/net/listener.h"
 #include "proxy/net/tcp_connect.h"
-#include "tests/unit/loopback_connection.h"
 #include "tests/unit/stream_recorder.h"
 #include "tests/unit/test_loop.h"
 
@@ -25,7 +24,6 @@ namespace {
 using testing::TestLoop;
 
 using Recorder = testing::StreamRecorder;
-using testing::Connection;
 
 int fdOf(const TcpStream& stream) {
   uv_os_fd_t fd = -1;
@@ -45,6 +43,42 @@ int unreadBytes(const TcpStream& stream) {
   REQUIRE(ioctl(fdOf(stream), FIONREAD, &unread) == 0);
   return unread;
 }
+
+// A listener on an ephemeral loopback port and a client connected to it, both as TcpStreams the
+// way the worker and the back-end login make them. The server may greet from its accept.
+class Connection {
+ public:
+  explicit Connection(TestLoop& loop, std::string greeting = {})
+      : listener_(loop.loop(), [this, greeting](UvHandle<uv_tcp_t> tcp, const std::string&) {
+          server = std::make_unique<TcpStream>(std::move(tcp), TcpStream::NoDelay::AlreadySet);
+          server->setHandler(&server_seen);
+          if (!greeting.empty()) server->write(greeting);
+        }) {
+    REQUIRE(listener_.listen("127.0.0.1", 0).empty());
+    connector_ = std::make_unique<TcpConnector>(
+        loop.loop(), [this](std::unique_ptr<TcpStream> stream, std::string error) {
+          connect_error = std::move(error);
+          client = std::move(stream);
+          if (client) client->setHandler(&client_seen);
+          connected = true;
+        });
+    connector_->connect("127.0.0.1", listener_.boundPort(), 2000);
+    REQUIRE(loop.runUntil([this] { return connected && server != nullptr; }));
+    REQUIRE(connect_error.empty());
+    REQUIRE(client != nullptr);
+  }
+
+  std::unique_ptr<TcpStream> server;
+  std::unique_ptr<TcpStream> client;
+  Recorder server_seen;
+  Recorder client_seen;
+  bool connected = false;
+  std::string connect_error;
+
+ private:
+  Listener listener_;
+  std::unique_ptr<TcpConnector> connector_;
+};
 
 TEST_CASE("accepted and connected sockets have TCP_NODELAY, the accepted ones from the listener",
           "[tcp]") {
