@@ -29,11 +29,13 @@ void forbidCoreDumps() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3 || (std::strcmp(argv[1], "--config") != 0 &&
-                    std::strcmp(argv[1], "--check-config") != 0)) {
+  if (argc != 3 ||
+      (std::strcmp(argv[1], "--config") != 0 && std::strcmp(argv[1], "--check-config") != 0)) {
     usage();
     return 2;
   }
+  // First: loading the configuration reads secrets (LDAP bind password, ticket keys, TLS keys).
+  forbidCoreDumps();
   bool check_only = std::strcmp(argv[1], "--check-config") == 0;
   std::vector<gatehouse::ConfigError> errors;
   auto config = gatehouse::loadConfig(argv[2], errors);
@@ -45,10 +47,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (check_only) {
+    // As nginx -t: certificates and keys are loaded too, so a valid file also starts.
+    std::string error = gatehouse::Server(config).check();
+    if (!error.empty()) {
+      std::fprintf(stderr, "%s: %s\n", argv[2], error.c_str());
+      return 1;
+    }
     std::fprintf(stdout, "%s: configuration is valid\n", argv[2]);
     return 0;
   }
-  forbidCoreDumps();
   signal(SIGPIPE, SIG_IGN);
   gatehouse::log::Level level;
   if (gatehouse::log::parseLevel(config->log_level, level)) gatehouse::log::setLevel(level);

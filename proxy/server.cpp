@@ -58,16 +58,12 @@ Server::Server(std::shared_ptr<const Config> config) : config_(std::move(config)
 
 Server::~Server() = default;
 
-std::string Server::prepare() {
+std::string Server::check() {
   shared_ = std::make_shared<WorkerShared>();
   shared_->config = config_;
-  shared_->connections = std::make_unique<ConnectionLimiter>(
-      config_->limits.max_connections, config_->limits.max_connections_per_ip);
   std::string error;
   shared_->backends = BackendRegistry::create(*config_, error);
   if (!shared_->backends) return error;
-  shared_->directory = makeDirectory(*config_, error);
-  if (!shared_->directory) return error;
   std::shared_ptr<const TicketKeys> ticket_keys;
   if (!config_->session_ticket_keys.empty()) {
     ticket_keys = std::make_shared<const TicketKeys>(config_->session_ticket_keys);
@@ -87,6 +83,16 @@ std::string Server::prepare() {
     }
     shared_->listeners.push_back(std::move(spec));
   }
+  return {};
+}
+
+std::string Server::prepare() {
+  std::string error = check();
+  if (!error.empty()) return error;
+  shared_->connections = std::make_unique<ConnectionLimiter>(
+      config_->limits.max_connections, config_->limits.max_connections_per_ip);
+  shared_->directory = makeDirectory(*config_, error);
+  if (!shared_->directory) return error;
   // Asked before our own sockets exist: afterwards every port would look taken.
   std::vector<bool> already_listened;
   for (const ListenerSpec& spec : shared_->listeners) {

@@ -16,7 +16,11 @@ class Server {
   explicit Server(std::shared_ptr<const Config> config);
   ~Server();
 
-  // Builds contexts and binds every worker's sockets. Returns an error text on failure.
+  // Loads what the configuration names and can be checked without opening a socket or starting a
+  // thread: back-end CA files, certificates and keys (and that each key matches its certificate),
+  // session ticket keys, protocols. For --check-config. Returns an error text on failure.
+  std::string check();
+  // check(), then the directory, then binds every worker's sockets. Returns an error text.
   std::string prepare();
   // Runs until SIGTERM/SIGINT and the graceful shutdown that follows. Returns the exit code.
   int run();

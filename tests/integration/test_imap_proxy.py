@@ -16,6 +16,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import unittest
 import uuid
@@ -677,6 +678,35 @@ class ShutdownAndConfigTest(GatehouseTestCase):
         rc, out = bad.check_config()
         self.assertEqual(rc, 1, out)
         self.assertIn("/listeners/0/port", out)
+
+    def test_check_config_loads_certificates_keys_and_ca_files(self):
+        """As nginx -t: a file that passes --check-config also starts. A key of another certificate,
+        a certificate file without a certificate and a back-end CA file without one all fail it."""
+        other_dir = tempfile.mkdtemp(prefix="gh-other-cert-")
+        self.addCleanup(shutil.rmtree, other_dir, True)
+        _, other_key = harness.make_cert(other_dir)
+        g = Gatehouse({"listeners": LISTENERS, "backends": [], "timeouts": TIMEOUTS}, users=[])
+        self.addCleanup(g.cleanup)
+        self.assertEqual(g.check_config()[0], 0)
+        shutil.copy(other_key, g.key)
+        rc, out = g.check_config()
+        self.assertEqual(rc, 1, out)
+        self.assertIn("does not match certificate file", out)
+        with open(g.cert, "w") as f:
+            f.write("not a certificate\n")
+        rc, out = g.check_config()
+        self.assertEqual(rc, 1, out)
+        self.assertIn("no PEM certificate found", out)
+        bad_ca = os.path.join(other_dir, "ca.pem")
+        with open(bad_ca, "w") as f:
+            f.write("not a certificate either\n")
+        backend = {"name": "A", "address": "127.0.0.11", "ports": {"imap": 143}, "tls": "implicit",
+                   "ca_file": bad_ca}
+        g2 = Gatehouse({"listeners": [LISTENERS[0]], "backends": [backend], "timeouts": TIMEOUTS}, users=[])
+        self.addCleanup(g2.cleanup)
+        rc, out = g2.check_config()
+        self.assertEqual(rc, 1, out)
+        self.assertIn("ca.pem", out)
 
 
 if __name__ == "__main__":
