@@ -131,7 +131,8 @@ int Server::run() {
     Server* server;
     UvHandle<uv_signal_t> term;
     UvHandle<uv_signal_t> intr;
-  } state{this, {}, {}};
+    UvHandle<uv_signal_t> hup;
+  } state{this, {}, {}, {}};
   auto on_signal = [](uv_signal_t* handle, int signum) {
     auto* st = static_cast<SignalState*>(handle->data);
     if (st == nullptr) return;
@@ -143,11 +144,24 @@ int Server::run() {
     // A second signal takes the default action: stop at once.
     st->term.reset();
     st->intr.reset();
+    st->hup.reset();
   };
   state.term.init(&state, [&](uv_signal_t* h) { return uv_signal_init(&loop, h); });
   state.intr.init(&state, [&](uv_signal_t* h) { return uv_signal_init(&loop, h); });
   uv_signal_start_oneshot(state.term.get(), on_signal, SIGTERM);
   uv_signal_start_oneshot(state.intr.get(), on_signal, SIGINT);
+  // Admins send SIGHUP to reload nginx, HAProxy or Dovecot; its default action would end every
+  // session at once. Nothing is reloaded: the log says how to apply a new configuration.
+  state.hup.init(&state, [&](uv_signal_t* h) { return uv_signal_init(&loop, h); });
+  uv_signal_start(
+      state.hup.get(),
+      [](uv_signal_t*, int) {
+        log::warn("SIGHUP ignored: the configuration is not reloaded",
+                  {{"to_apply_changes",
+                    "start a new instance on the same ports (they are shared), then send SIGTERM "
+                    "to this one"}});
+      },
+      SIGHUP);
   uv_run(&loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop);
 

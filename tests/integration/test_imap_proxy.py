@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -644,6 +645,20 @@ class ShutdownAndConfigTest(GatehouseTestCase):
         self.assertLess(time.monotonic() - t0, GRACE_S + 5)
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", g.ports["plain"]), timeout=2).close()
+
+    def test_sighup_keeps_sessions_and_says_nothing_was_reloaded(self):
+        # nginx, HAProxy and Dovecot reload on SIGHUP; its default action would drop every session.
+        dummy = {"name": "X", "address": "127.0.0.1", "ports": {"imap": closed_port()}, "tls": "none"}
+        g = self.new_gatehouse([dummy], [user("x", "x-pass", "X")])
+        c = self.connect(g)
+        self.addCleanup(c.close)
+        g.proc.send_signal(signal.SIGHUP)
+        line = g.wait_log(lambda l: l.get("msg", "").startswith("SIGHUP ignored"), what="SIGHUP log line")
+        self.assertIn("SIGTERM", line.get("to_apply_changes", ""), line)
+        self.assertIsNone(g.proc.poll())
+        self.assertIn(b"IMAP4rev1", c.command("c", "CAPABILITY")[0][0])  # the session lives on
+        with self.connect(g) as c2:  # and new ones are served
+            c2.ok("n", "NOOP")
 
     def test_second_instance_on_the_same_ports_is_warned_about(self):
         # SO_REUSEPORT lets a second Gatehouse of the same user bind the same ports; the kernel then
