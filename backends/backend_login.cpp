@@ -117,6 +117,7 @@ void BackendLogin::onRead(std::string_view data) {
   if (!succeeded_) return;
   BackendLoginResult result;
   result.capabilities = std::move(capabilities_);
+  result.client_notice = std::move(client_notice_);
   result.leftover = std::string(data);
   step_timer_.release();
   // Reading goes on: the new owner installs its handler within this call, before the loop can
@@ -153,6 +154,7 @@ void BackendLogin::fail(BackendFailure failure, std::string reason) {
   BackendLoginResult result;
   result.failure = failure;
   result.reason = std::move(reason);
+  result.client_notice = std::move(client_notice_);
   auto done = std::move(done_);
   done_ = nullptr;
   done(std::move(result));

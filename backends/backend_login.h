@@ -41,6 +41,9 @@ struct BackendLoginResult {
   std::string capabilities;  // IMAP: post-login CAPABILITY list; others: what the protocol needs
   std::unique_ptr<Stream> stream;  // on success: logged in, ready to relay
   std::string leftover;            // bytes the back-end sent after the login response
+  // What the back-end said for the user during the login, in the client's protocol, to be
+  // passed on before the answer to the login (IMAP: [ALERT] lines, RFC 3501 7.1).
+  std::string client_notice;
 };
 
 class BackendLogin : private StreamHandler {
@@ -76,6 +79,8 @@ class BackendLogin : private StreamHandler {
   void fail(BackendFailure failure, std::string reason);
   // Login done: hands the stream over once the current line has been handled.
   void succeed(std::string capabilities);
+  // Lines for the client, reported with the outcome (BackendLoginResult::client_notice).
+  void noteForClient(std::string_view lines) { client_notice_.append(lines); }
 
   const Backend& backend_;
   BackendLoginRequest request_;
@@ -96,6 +101,7 @@ class BackendLogin : private StreamHandler {
   Timer step_timer_;
   std::string line_;
   std::string capabilities_;
+  std::string client_notice_;
   bool tls_active_ = false;
   bool succeeded_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed

@@ -2,6 +2,7 @@
 
 #include <openssl/mem.h>
 
+#include "proxy/core/ascii.h"
 #include "proxy/imap/imap_string.h"
 
 namespace gatehouse {
@@ -23,6 +24,19 @@ std::string idCommand(const BackendLoginRequest& r) {
   field("x-session-id", r.session_id);
   cmd += ")\r\n";
   return cmd;
+}
+
+// Whether a response code (or an untagged data line) starts with `keyword`, as servers may
+// send keywords in any case (RFC 3501 section 9: "case-insensitive").
+bool startsWithKeyword(std::string_view text, std::string_view keyword) {
+  if (text.size() < keyword.size() ||
+      !asciiEqualsIgnoreCase(text.substr(0, keyword.size()), keyword))
+    return false;
+  return text.size() == keyword.size() || text[keyword.size()] == ' ';
+}
+
+bool isAlert(const imap::Response& r) {
+  return startsWithKeyword(r.code, "ALERT");
 }
 
 }  // namespace
@@ -61,7 +75,7 @@ void ImapBackendLogin::onGreeting(const imap::Response& r) {
     fail(BackendFailure::Unavailable, "unexpected back-end greeting");
     return;
   }
-  if (r.code.rfind("CAPABILITY ", 0) == 0) noteCapabilities(r.code);
+  if (startsWithKeyword(r.code, "CAPABILITY")) noteCapabilities(r.code);
   if (wantsStartTls()) {
     state_ = State::StartTls;
     send("S STARTTLS\r\n");
@@ -88,7 +102,7 @@ void ImapBackendLogin::onStartTlsAnswer(const imap::Response& r) {
 
 void ImapBackendLogin::onCapabilityLine(const imap::Response& r) {
   if (r.kind == imap::ResponseKind::Untagged && r.status == imap::ResponseStatus::None &&
-      r.text.rfind("CAPABILITY ", 0) == 0) {
+      startsWithKeyword(r.text, "CAPABILITY")) {
     noteCapabilities(r.text);
     return;
   }
@@ -123,12 +137,15 @@ void ImapBackendLogin::sendLogin() {
   std::string_view user = request_.user;
   std::string_view pass = request_.password.reveal();
   bool literal_plus = imap::hasCapability(caps, "LITERAL+");
+  // LOGINDISABLED forbids LOGIN (RFC 3501 6.2.3), not AUTHENTICATE: PLAIN is used instead.
+  bool login_allowed = !imap::hasCapability(caps, "LOGINDISABLED");
   state_ = State::Login;
   if (imap::hasCapability(caps, "AUTH=PLAIN") && imap::hasCapability(caps, "SASL-IR")) {
     std::string line = saslPlainLine("L AUTHENTICATE PLAIN ");
     batch += line;
     OPENSSL_cleanse(line.data(), line.size());
-  } else if ((imap::isQuotable(user) && imap::isQuotable(pass)) || literal_plus) {
+  } else if (login_allowed &&
+             ((imap::isQuotable(user) && imap::isQuotable(pass)) || literal_plus)) {
     // Reserved up front: a reallocation would free a copy of the password that nobody wipes.
     batch.reserve(batch.size() + 8 + imap::astringCapacity(user) + 1 + imap::astringCapacity(pass) +
                   2);
@@ -153,9 +170,19 @@ void ImapBackendLogin::onLoginAnswer(const imap::Response& r) {
     send(saslPlainLine(""));
     return;
   }
+  if (r.kind == imap::ResponseKind::Untagged && isAlert(r)) {
+    // Meant for the user's eyes (RFC 3501 7.1: the client must show it), e.g. a quota warning.
+    noteForClient((r.status == imap::ResponseStatus::No ? "* NO [ALERT] " : "* OK [ALERT] ") +
+                  r.text + "\r\n");
+    return;
+  }
   if (r.kind != imap::ResponseKind::Tagged || r.tag != "L") return;  // ID's answer and data
+  if (r.status != imap::ResponseStatus::Ok && isAlert(r)) {
+    // Said untagged: the tagged answer stays Gatehouse's own generic one.
+    noteForClient("* NO [ALERT] " + r.text + "\r\n");
+  }
   if (r.status == imap::ResponseStatus::Ok) {
-    if (r.code.rfind("CAPABILITY ", 0) == 0) {
+    if (startsWithKeyword(r.code, "CAPABILITY")) {
       noteCapabilities(r.code);
       succeed(capabilities_);
     } else {
@@ -165,7 +192,8 @@ void ImapBackendLogin::onLoginAnswer(const imap::Response& r) {
     }
     return;
   }
-  if (r.status == imap::ResponseStatus::No && r.code != "UNAVAILABLE" && r.code != "SERVERBUG") {
+  if (r.status == imap::ResponseStatus::No && !startsWithKeyword(r.code, "UNAVAILABLE") &&
+      !startsWithKeyword(r.code, "SERVERBUG")) {
     fail(BackendFailure::AuthFailed, "back-end refused login: " + r.code);
   } else {
     fail(BackendFailure::Unavailable, "back-end login failed: " + r.code);

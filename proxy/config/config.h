@@ -96,8 +96,9 @@ struct Timeouts {
   unsigned preauth_idle_ms = 60000;  // client silent before login
   unsigned session_idle_ms =
       1800000;  // relayed session with no traffic either way (RFC 3501: 30 min)
-  unsigned shutdown_grace_ms = 10000;  // on SIGTERM, how long sessions may finish
-  unsigned proxy_header_ms = 5000;     // a load balancer's PROXY protocol header after connect
+  unsigned shutdown_grace_ms = 10000;     // on SIGTERM, how long sessions may finish
+  unsigned proxy_header_ms = 5000;        // a load balancer's PROXY protocol header after connect
+  unsigned auth_failure_delay_ms = 2000;  // before answering a failed login (Dovecot's default)
 };
 
 // SMTP submission (proxy/smtp/): where messages go and the RFC 5321 4.5.3.2 server timeouts.

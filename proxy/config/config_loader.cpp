@@ -682,7 +682,7 @@ void Builder::readLimits(const Json& value, const std::string& pointer) {
 void Builder::readTimeouts(const Json& value, const std::string& pointer) {
   ObjectReader reader(value, pointer, errors_,
                       {"connect_ms", "greeting_ms", "preauth_idle_ms", "session_idle_ms",
-                       "shutdown_grace_ms", "proxy_header_ms"});
+                       "shutdown_grace_ms", "proxy_header_ms", "auth_failure_delay_ms"});
   Timeouts& timeouts = config_.timeouts;
   readCount(reader, "connect_ms", 1, timeouts.connect_ms);
   readCount(reader, "greeting_ms", 1, timeouts.greeting_ms);
@@ -690,6 +690,7 @@ void Builder::readTimeouts(const Json& value, const std::string& pointer) {
   readCount(reader, "session_idle_ms", 1, timeouts.session_idle_ms);
   readCount(reader, "shutdown_grace_ms", 1, timeouts.shutdown_grace_ms);
   readCount(reader, "proxy_header_ms", 1, timeouts.proxy_header_ms);
+  readCount(reader, "auth_failure_delay_ms", 0, timeouts.auth_failure_delay_ms);  // 0 = none
 }
 
 void Builder::readSubmission(const Json& value, const std::string& pointer) {

@@ -80,10 +80,14 @@ void ProxySession::greet(std::string received) {
   }
   client_->setHandler(this);
   client_->readStart();
-  timer_.start(preauthIdleMs(), [this] { finish(Goodbye::PreauthTimeout, "preauth_timeout"); });
+  armPreauthTimer();
   onStart();
   flush();
   if (!received.empty()) onRead(received);  // commands the client sent before the greeting
+}
+
+void ProxySession::armPreauthTimer() {
+  timer_.start(preauthIdleMs(), [this] { finish(Goodbye::PreauthTimeout, "preauth_timeout"); });
 }
 
 void ProxySession::onProxyHeader(std::string_view data) {
@@ -151,6 +155,28 @@ void ProxySession::onRead(std::string_view data) {
   if (*alive) flush();
 }
 
+bool ProxySession::acceptingCommands() {
+  if (phase_ != Phase::PreAuth || paused_for_client_) return false;
+  if (out_.size() + client_->queuedBytes() <= Stream::kHighWatermark) return true;
+  flush();
+  if (client_->queuedBytes() <= Stream::kLowWatermark) return true;  // the kernel took it all
+  // onWritable() resumes once the client has read down to the low watermark. Meanwhile the
+  // client is silent as far as the pre-auth timeout is concerned: one that never reads is
+  // disconnected by it.
+  client_->readStop();
+  paused_for_client_ = true;
+  return false;
+}
+
+void ProxySession::onWritable() {
+  if (!paused_for_client_ || phase_ != Phase::PreAuth) return;
+  paused_for_client_ = false;
+  client_->readStart();
+  auto alive = alive_;
+  onResume();
+  if (*alive) flush();
+}
+
 bool ProxySession::countBadCommand() {
   if (++bad_commands_ < ctx_.config->limits.max_bad_commands) return true;
   finish(Goodbye::TooManyErrors, "too_many_errors");
@@ -184,8 +210,8 @@ void ProxySession::onSaslStep(SaslServer::Step step) {
       return;
     case SaslServer::Outcome::Refused:
       // Well-formed but unacceptable (an authzid for someone else): a failed login like any other.
-      onLoginFailed(LoginFailure::Denied);
-      countAuthFailure();
+      phase_ = Phase::Authenticating;
+      loginFailed(LoginFailure::Denied);
       return;
     case SaslServer::Outcome::Done:
       authenticate(std::move(step.user), std::move(step.password));
@@ -282,6 +308,7 @@ void ProxySession::onBackendLogin(BackendLoginResult result) {
     return;
   }
   attempts_.reset();
+  reply(result.client_notice);
   loginFailed(result.failure == BackendFailure::AuthFailed ? LoginFailure::Denied
               : result.failure == BackendFailure::InUse    ? LoginFailure::BackendInUse
                                                            : LoginFailure::BackendUnavailable);
@@ -295,12 +322,26 @@ void ProxySession::holdDuringLogin(std::string_view data) {
 }
 
 void ProxySession::loginFailed(LoginFailure failure) {
+  unsigned delay = ctx_.config->timeouts.auth_failure_delay_ms;
+  if (failure != LoginFailure::Denied || delay == 0) {
+    answerLoginFailure(failure);
+    return;
+  }
+  // As Dovecot's auth_failure_delay: a password guesser gets one answer per delay and
+  // connection, not thousands a second. What the client sends meanwhile stays held.
+  timer_.start(delay, [this, failure] {
+    armPreauthTimer();
+    answerLoginFailure(failure);
+  });
+}
+
+void ProxySession::answerLoginFailure(LoginFailure failure) {
   auto alive = alive_;
   onLoginFailed(failure);
   if (!*alive || ending()) return;
   if (failure == LoginFailure::Denied && !countAuthFailure()) return;
   phase_ = Phase::PreAuth;
-  client_->readStart();
+  if (!paused_for_client_) client_->readStart();
   onResume();  // commands the client pipelined behind the failed login
   if (!*alive) return;
   flush();
@@ -312,6 +353,7 @@ void ProxySession::loginFailed(LoginFailure failure) {
 void ProxySession::startRelay(BackendLoginResult result) {
   backend_ = std::move(result.stream);
   phase_ = Phase::Relaying;
+  reply(result.client_notice);
   std::string pipelined = onLoggedIn(result);
   pipelined += std::exchange(held_input_, {});
   flush();

@@ -100,6 +100,11 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void continueSasl(std::string_view line) { onSaslStep(sasl_->respond(line)); }
   bool saslActive() const { return sasl_.has_value(); }
   void cancelSasl() { sasl_.reset(); }
+  // Whether the protocol may take the next pre-auth command. False while the client has more than
+  // Stream::kHighWatermark of answers unread: its input pauses (what was read stays in the
+  // parser) and onResume() is called once it has read them. A client that pipelines CAPABILITY
+  // without ever reading must not grow our memory.
+  bool acceptingCommands();
   // Counts a failed login; ends the session when the limit is reached. Returns false then.
   bool countAuthFailure();
   // Counts a bad command; ends the session when the limit is reached. Returns false then.
@@ -122,6 +127,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void onRead(std::string_view data) final;
   void onEnd() final;
   void onError(std::string_view reason) final;
+  void onWritable() final;
   void onRelayBytes(RelaySide from, std::string_view data) final;
   bool mayForward(RelaySide from, std::string_view data) final;
   void onRelayEnded(RelaySide side, bool error, std::string_view reason) final;
@@ -134,6 +140,8 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void onBackendLogin(BackendLoginResult result);
   void loginToNextBackend();
   void loginFailed(LoginFailure failure);
+  void answerLoginFailure(LoginFailure failure);
+  void armPreauthTimer();
   void holdDuringLogin(std::string_view data);
   void startRelay(BackendLoginResult result);
   void armIdleTimer(unsigned ms);
@@ -167,6 +175,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   uint64_t preauth_bytes_in_ = 0;
   uint64_t preauth_bytes_out_ = 0;
   bool client_ended_ = false;
+  bool paused_for_client_ = false;  // input stopped until the client reads its answers
 };
 
 }  // namespace gatehouse

@@ -64,7 +64,9 @@ SaslServer::Step SaslServer::consume(const std::string& decoded) {
   std::string_view message = decoded;
   auto first = message.find('\0');
   auto second = first == std::string_view::npos ? first : message.find('\0', first + 1);
-  if (second == std::string_view::npos) return outcome(Outcome::Malformed);
+  // Valid base64 that is not a PLAIN message is a failed login (as Dovecot answers it), not bad
+  // syntax.
+  if (second == std::string_view::npos) return outcome(Outcome::Refused);
   std::string_view authzid = message.substr(0, first);
   std::string_view authcid = message.substr(first + 1, second - first - 1);
   std::string_view passwd = message.substr(second + 1);

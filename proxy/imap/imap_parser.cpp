@@ -24,7 +24,6 @@ constexpr std::string_view kInvalidChars = "Invalid characters in command";
 constexpr std::string_view kUnexpectedClose = "Unexpected ')'";
 constexpr std::string_view kUnclosedList = "Unclosed list";
 constexpr std::string_view kListTooDeep = "Lists nested too deeply";
-constexpr std::string_view kTrailingSpace = "Unexpected end of line";
 constexpr std::string_view kInvalidLiteral = "Invalid literal";
 constexpr std::string_view kBadEscape = "Invalid escape in quoted string";
 constexpr std::string_view kBadQuotedChar = "Invalid characters in quoted string";
@@ -369,10 +368,8 @@ bool CommandParser::tokenizeArgs(std::string_view line, size_t* pos, LiteralSpec
     if (!ok) return false;
     expect_ = Expect::kSeparator;
   }
-  if (expect_ == Expect::kToken) {
-    error_message_ = kTrailingSpace;
-    return false;
-  }
+  // A space before the line end is tolerated outside lists, as Dovecot does: some clients send
+  // "a NOOP " and nothing is ambiguous about it.
   if (depth_ > 0) {
     error_message_ = kUnclosedList;
     return false;

@@ -9,17 +9,24 @@ bool isStringToken(const imap::Token& t) {
   return t.kind == imap::TokenKind::Atom || t.kind == imap::TokenKind::String;
 }
 
-// A valid ID argument is NIL or one flat parenthesised list (RFC 2971).
+// RFC 2971: "ID" SP ( "(" 1*(string SP nstring) ")" / NIL ), at most 30 pairs, field names of
+// at most 30 octets and values of at most 1024.
 bool isValidIdArgument(const std::vector<imap::Token>& args) {
+  constexpr size_t kMaxPairs = 30, kMaxField = 30, kMaxValue = 1024;
   if (args.size() == 1 && args[0].kind == imap::TokenKind::Nil) return true;
-  if (args.size() < 2 || args.front().kind != imap::TokenKind::ListStart ||
+  if (args.size() < 4 || args.front().kind != imap::TokenKind::ListStart ||
       args.back().kind != imap::TokenKind::ListEnd) {
     return false;
   }
-  for (size_t i = 1; i + 1 < args.size(); ++i) {
-    if (args[i].kind == imap::TokenKind::ListStart || args[i].kind == imap::TokenKind::ListEnd) {
-      return false;
-    }
+  const size_t items = args.size() - 2;
+  if (items % 2 != 0 || items / 2 > kMaxPairs) return false;
+  for (size_t i = 1; i + 1 < args.size(); i += 2) {
+    const imap::Token& field = args[i];
+    const imap::Token& value = args[i + 1];
+    // Atoms pass too: Dovecot takes them, and some clients send them unquoted.
+    if (!isStringToken(field) || field.value.size() > kMaxField) return false;
+    if (!isStringToken(value) && value.kind != imap::TokenKind::Nil) return false;
+    if (value.value.size() > kMaxValue) return false;
   }
   return true;
 }
@@ -80,7 +87,7 @@ void ImapSession::onClientData(std::string_view data) {
 
 void ImapSession::processInput() {
   auto alive = alive_;
-  while (*alive && phase() == Phase::PreAuth) {
+  while (*alive && acceptingCommands()) {
     imap::Result r = saslActive() ? parser_->nextLine() : parser_->next();
     if (r.kind == imap::ResultKind::NeedMore) break;
     if (r.kind == imap::ResultKind::Continue) {
@@ -123,6 +130,10 @@ void ImapSession::dispatch(const imap::Command& c) {
     cmdStartTls(c);
   } else if (name == "ID") {
     cmdId(c);
+  } else if (name == "ENABLE") {
+    // Advertised (clients look for it before login) but only meaningful once authenticated
+    // (RFC 5161 3.1): answered as Dovecot's login process does, and asked again after login.
+    reply("* ENABLED\r\n" + c.tag + " OK ENABLE ignored in non-authenticated state.\r\n");
   } else if (name == "LOGIN") {
     cmdLogin(c);
   } else if (name == "AUTHENTICATE") {

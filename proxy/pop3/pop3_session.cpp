@@ -56,7 +56,7 @@ void Pop3Session::processInput() {
   auto alive = alive_;
   // Commands are answered one by one, in order; a login stops the loop until it is decided
   // (phase Authenticating), so what the client pipelined behind it waits in the parser.
-  while (*alive && phase() == Phase::PreAuth) {
+  while (*alive && acceptingCommands()) {
     pop3::Result r = saslActive() ? parser_->nextLine() : parser_->next();
     if (r.kind == pop3::ResultKind::NeedMore) break;
     if (r.kind == pop3::ResultKind::Error) {
@@ -99,6 +99,9 @@ void Pop3Session::dispatch(const pop3::Command& c) {
     cmdPass(c, std::move(*user_name));
   } else if (name == "AUTH") {
     cmdAuth(c);
+  } else if (name == "APOP") {
+    // Not offered (no timestamp in the greeting): refused as Dovecot does, not a bad command.
+    reply("-ERR APOP not enabled.\r\n");
   } else {
     // NOOP, STAT, RETR...: valid in the TRANSACTION state only, which starts at the back-end.
     badCommand("Unknown command.");
@@ -143,12 +146,13 @@ bool Pop3Session::refuseUnlessAuthAllowed() {
 }
 
 void Pop3Session::cmdUser(const pop3::Command& c) {
-  if (c.args.size() != 1) {
-    badCommand("USER expects one user name.");
+  if (c.args.empty()) {
+    badCommand("USER expects a user name.");
     return;
   }
   if (refuseUnlessAuthAllowed()) return;
-  user_name_ = c.args[0];
+  // The rest of the line, as Dovecot takes it: the directory decides whether such a name exists.
+  user_name_ = c.rest;
   reply("+OK\r\n");
 }
 
@@ -161,7 +165,8 @@ void Pop3Session::cmdPass(const pop3::Command& c, std::string login) {
 void Pop3Session::cmdAuth(const pop3::Command& c) {
   if (refuseUnlessAuthAllowed()) return;
   if (c.args.empty()) {
-    // RFC 5034 section 4 allows listing the mechanisms this way (as older clients expect).
+    // Bare AUTH lists the mechanisms: not in RFC 5034 but in the older RFC 1734 practice that
+    // clients still probe with (Dovecot and Cyrus answer it too).
     reply("+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
     return;
   }

@@ -81,7 +81,7 @@ void SmtpSession::onClientData(std::string_view data) {
 
 void SmtpSession::processInput() {
   auto alive = alive_;
-  while (*alive && phase() == Phase::PreAuth) {
+  while (*alive && acceptingCommands()) {
     smtp::Result r = saslActive() ? parser_->nextLine() : parser_->next();
     if (r.kind == smtp::ResultKind::NeedMore) break;
     if (r.kind == smtp::ResultKind::Error) {

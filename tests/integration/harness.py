@@ -770,6 +770,9 @@ class Gatehouse:
         self.config = copy.deepcopy(config)
         self.config.setdefault("workers", workers)
         self.config.setdefault("hostname", "mail.example.test")
+        # Tests refuse many logins; the one that checks the failed-login delay sets its own.
+        self.config["timeouts"] = dict(self.config.get("timeouts", {}))
+        self.config["timeouts"].setdefault("auth_failure_delay_ms", 0)
         self.users = list(users or [])
         self.cert, self.key = make_cert(self.root)
         self.config.setdefault("tls", {"certificates": [

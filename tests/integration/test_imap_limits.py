@@ -38,6 +38,33 @@ class PreauthLimitsTest(unittest.TestCase):
         c.send(b"a LOGOUT\r\n")
         self.assertEqual(c.read_until_eof(), [b"* BYE Logging out.", b"a OK Logout completed."])
 
+    def test_enable_before_login_is_ignored_as_dovecot_does(self):
+        c = self.client()
+        for tag in ("e1", "e2", "e3", "e4"):  # more than max_bad_commands: none of them counts
+            untagged, tagged = c.exchange(tag.encode() + b" ENABLE CONDSTORE\r\n", tag)
+            self.assertEqual(untagged, [b"* ENABLED"])
+            self.assertEqual(tagged, tag.encode() + b" OK ENABLE ignored in non-authenticated state.")
+
+    def test_trailing_space_is_tolerated(self):
+        c = self.client()
+        _, tagged = c.exchange(b"a NOOP \r\n", "a")
+        self.assertEqual(tagged, b"a OK NOOP completed.")
+
+    def test_id_arguments_are_checked(self):
+        c = self.client()
+        _, tagged = c.exchange(b'a ID ("name" "x" "version" NIL)\r\n', "a")
+        self.assertTrue(tagged.startswith(b"a OK"), tagged)
+        _, tagged = c.exchange(b"b ID NIL\r\n", "b")
+        self.assertTrue(tagged.startswith(b"b OK"), tagged)
+        for tag, args in ((b"c", b'("name")'), (b"d", b'(("name" "x"))')):
+            _, tagged = c.exchange(tag + b" ID " + args + b"\r\n", tag.decode())
+            self.assertTrue(tagged.startswith(tag + b" BAD"), tagged)
+
+    def test_empty_plain_message_is_a_failed_login(self):
+        c = self.client()
+        _, tagged = c.exchange(b"a AUTHENTICATE PLAIN =\r\n", "a")
+        self.assertTrue(tagged.startswith(b"a NO [AUTHENTICATIONFAILED]"), tagged)
+
     def test_overlong_line_ends_the_session_with_bye(self):
         c = self.client()
         c.send(b"a " + b"x" * 1000 + b"\r\n")

@@ -393,11 +393,24 @@ class Pop3ProxyTest(Pop3TestCase):
 
     def test_unknown_and_transaction_commands_are_refused_and_counted(self):
         c = self.connect(self.g)
-        for cmd in ("NOOP", "STAT", "RETR 1", "FOO bar", "PASS x", "", "APOP alice 0123"):
+        for cmd in ("NOOP", "STAT", "RETR 1", "FOO bar", "PASS x", ""):
             self.assertTrue(c.command(cmd).startswith(b"-ERR"), cmd)
         c.send(b"NOOP\r\n" * 5)
         lines = c.read_until_eof()
         self.assertEqual(lines[-1], b"-ERR Too many invalid commands.", lines)
+
+    def test_apop_is_refused_as_not_enabled_without_counting_as_invalid(self):
+        c = self.connect(self.g)
+        for _ in range(12):  # more than max_bad_commands
+            self.assertEqual(c.command("APOP alice 0123456789abcdef"), b"-ERR APOP not enabled.")
+        c.ok("CAPA")
+        c.read_multiline()
+
+    def test_user_takes_the_rest_of_the_line(self):
+        c = self.connect(self.g, source_ip="127.0.0.45")
+        c.ok("USER alice smith")  # a name with a space is the directory's to refuse, as in Dovecot
+        self.assertEqual(c.command("PASS " + ALICE_PW), b"-ERR [AUTH] Authentication failed.")
+        self.assertTrue(c.command("USER").startswith(b"-ERR"))
 
     def test_overlong_line_is_refused_and_session_goes_on(self):
         c = self.connect(self.g)
@@ -425,7 +438,8 @@ class Pop3ProxyTest(Pop3TestCase):
         c = self.connect(self.g)
         c.ok("AUTH")
         self.assertEqual(unstuff(c.read_multiline()), b"PLAIN\r\nLOGIN\r\n")
-        self.assertEqual(c.command("AUTH PLAIN ="), b"-ERR Invalid SASL response.")  # PLAIN needs NULs
+        # PLAIN needs two NULs: an empty message is a failed login, as in Dovecot.
+        self.assertEqual(c.command("AUTH PLAIN ="), b"-ERR [AUTH] Authentication failed.")
         self.assertEqual(c.command("AUTH PLAIN"), b"+ ")
         self.assertEqual(c.command("*"), b"-ERR Authentication aborted by client.")
         self.assertEqual(c.command("AUTH CRAM-MD5"), b"-ERR Unsupported authentication mechanism.")

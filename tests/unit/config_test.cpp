@@ -131,6 +131,7 @@ TEST_CASE("config: defaults for everything left out", "[config]") {
   CHECK(c.timeouts.session_idle_ms == timeouts.session_idle_ms);
   CHECK(c.timeouts.shutdown_grace_ms == timeouts.shutdown_grace_ms);
   CHECK(c.timeouts.proxy_header_ms == timeouts.proxy_header_ms);
+  CHECK(c.timeouts.auth_failure_delay_ms == 2000);  // Dovecot's auth_failure_delay
 }
 
 TEST_CASE("config: explicit values are kept", "[config]") {
@@ -139,7 +140,10 @@ TEST_CASE("config: explicit values are kept", "[config]") {
   j["hostname"] = "mail.example.com";
   j["log"] = {{"level", "debug"}};
   j["limits"] = {{"max_line", 1000}, {"max_connections_per_ip", 0}, {"max_auth_failures", 5}};
-  j["timeouts"] = {{"connect_ms", 250}, {"session_idle_ms", 60000}, {"proxy_header_ms", 900}};
+  j["timeouts"] = {{"connect_ms", 250},
+                   {"session_idle_ms", 60000},
+                   {"proxy_header_ms", 900},
+                   {"auth_failure_delay_ms", 0}};
   j["listeners"][0]["name"] = "imap-test";
   Outcome out = parse(j);
   requireValid(out);
@@ -154,6 +158,7 @@ TEST_CASE("config: explicit values are kept", "[config]") {
   CHECK(c.timeouts.connect_ms == 250);
   CHECK(c.timeouts.session_idle_ms == 60000);
   CHECK(c.timeouts.proxy_header_ms == 900);
+  CHECK(c.timeouts.auth_failure_delay_ms == 0);  // 0: no delay
   CHECK(c.listeners[0].name == "imap-test");
 }
 
