@@ -9,6 +9,8 @@
 #   ours:ldap-warm-stopped LDAP, cache on, slapd SIGSTOPped after a warm-up pass over all users
 # Env knobs are the rig's (BENCH_DURATION, BENCH_MODES, BENCH_IDLE, ...), see its README; with
 # KEEP=1 the rig's servers stay up afterwards. Results: /tmp/bench/results, summary on stdout.
+# GATEHOUSE_BENCH_BIN=path measures that binary instead of building build-bench/ (an A/B of two
+# builds in one rig: run the script once per binary, alternating).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -28,8 +30,11 @@ for f in /tmp/bench-ldap/slapd.pid /tmp/bench-dovA/run/master.pid /tmp/bench-ngi
 done
 [ "$rig_up" = 1 ] || "$rig/env-up.sh"
 
-cmake -S "$repo" -B "$repo/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$repo/build-bench" -j2 --target gatehouse >/dev/null
+gatehouse_bin=${GATEHOUSE_BENCH_BIN:-$repo/build-bench/gatehouse}
+if [ -z "${GATEHOUSE_BENCH_BIN:-}" ]; then
+  cmake -S "$repo" -B "$repo/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$repo/build-bench" -j2 --target gatehouse >/dev/null
+fi
 mkdir -p "$state"
 ulimit -n 20000 2>/dev/null || true
 
@@ -50,8 +55,8 @@ trap cleanup EXIT
 
 start_gatehouse() { # start_gatehouse make_config-args...
   python3 "$here/make_config.py" --out "$state" --users "${BENCH_USERS:-1000}" "$@"
-  "$repo/build-bench/gatehouse" --check-config "$state/gatehouse.json" >/dev/null
-  "$repo/build-bench/gatehouse" --config "$state/gatehouse.json" 2>"$state/gatehouse.log" &
+  "$gatehouse_bin" --check-config "$state/gatehouse.json" >/dev/null
+  "$gatehouse_bin" --config "$state/gatehouse.json" 2>"$state/gatehouse.log" &
   gh_pid=$!
   echo "$gh_pid" > "$state/proxy.pid"
   for _ in $(seq 100); do

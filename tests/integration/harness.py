@@ -1039,6 +1039,45 @@ def unread_bytes(port, peer_port):
     return int(out[1]) if len(out) > 1 else None
 
 
+class ScriptedServer:
+    """A TCP server on 127.0.0.1:0 for scripted back-ends: each accepted connection is passed to
+    `serve(conn)` in a thread of its own and closed afterwards; a peer that goes away ends it quietly."""
+
+    def __init__(self):
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def serve(self, conn):
+        raise NotImplementedError
+
+    def _accept_loop(self):
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve_one, args=(conn,), daemon=True).start()
+
+    def _serve_one(self, conn):
+        with conn:
+            try:
+                self.serve(conn)
+            except OSError:
+                pass
+
+    def stop(self):
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(timeout=5)
+
+
 class FakeBackend:
     """A TCP server on ip:0 in a thread. mode:
     "silent"      accepts and never sends anything (a hung back-end);

@@ -4,80 +4,53 @@ for the user. A scripted back-end, because a real one cannot be made to show eac
 """
 
 import base64
-import socket
-import threading
 import unittest
 
-from harness import Gatehouse, listener, user
+from harness import Gatehouse, ScriptedServer, listener, user
 
 
-class FakeImap:
-    """A scripted IMAP back-end on 127.0.0.1:0. It greets with `greeting`, answers CAPABILITY with
-    `capabilities`, ID with OK, LOGIN and AUTHENTICATE PLAIN (initial response or continuation) with
-    the lines in `login_answer` (tag "L" or whatever the command's tag was filled in for {tag}).
-    `commands` holds every command line received (SASL responses included), in order."""
+class FakeImap(ScriptedServer):
+    """A scripted IMAP back-end. It greets with `greeting`, answers CAPABILITY with `capabilities`,
+    ID with OK, LOGIN and AUTHENTICATE PLAIN (initial response or continuation) with `login_answer`
+    ("{tag}" replaced by the command's tag). `commands` holds every line received (SASL responses
+    included), in order."""
 
     def __init__(self, greeting, capabilities, login_answer):
         self.greeting = greeting
         self.capabilities = capabilities
         self.login_answer = login_answer
         self.commands = []
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(8)
-        self.port = self._sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _run(self):
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        with conn:
-            try:
-                conn.sendall(self.greeting)
+    def serve(self, conn):
+        conn.sendall(self.greeting)
+        pending_sasl_tag = None
+        for raw in conn.makefile("rb"):
+            line = raw.rstrip(b"\r\n").decode()
+            self.commands.append(line)
+            if pending_sasl_tag is not None:
+                conn.sendall(self.login_answer.replace(b"{tag}", pending_sasl_tag))
                 pending_sasl_tag = None
-                for raw in conn.makefile("rb"):
-                    line = raw.rstrip(b"\r\n").decode()
-                    self.commands.append(line)
-                    if pending_sasl_tag is not None:
-                        conn.sendall(self.login_answer.replace(b"{tag}", pending_sasl_tag))
-                        pending_sasl_tag = None
-                        continue
-                    tag, _, rest = line.partition(" ")
-                    verb = rest.split(" ")[0].upper()
-                    if verb == "CAPABILITY":
-                        conn.sendall(self.capabilities + tag.encode() + b" OK done\r\n")
-                    elif verb == "ID":
-                        conn.sendall(b'* ID NIL\r\n' + tag.encode() + b" OK ID done\r\n")
-                    elif verb == "LOGIN" or (verb == "AUTHENTICATE" and len(rest.split(" ")) == 3):
-                        conn.sendall(self.login_answer.replace(b"{tag}", tag.encode()))
-                    elif verb == "AUTHENTICATE":
-                        pending_sasl_tag = tag.encode()
-                        conn.sendall(b"+ \r\n")
-                    elif verb == "LOGOUT":
-                        conn.sendall(b"* BYE bye\r\n" + tag.encode() + b" OK done\r\n")
-                        return
-                    else:
-                        conn.sendall(tag.encode() + b" OK done\r\n")
-            except OSError:
-                pass
+                continue
+            tag, _, rest = line.partition(" ")
+            verb = rest.split(" ")[0].upper()
+            if verb == "CAPABILITY":
+                conn.sendall(self.capabilities + tag.encode() + b" OK done\r\n")
+            elif verb == "ID":
+                conn.sendall(b"* ID NIL\r\n" + tag.encode() + b" OK ID done\r\n")
+            elif verb == "LOGIN" or (verb == "AUTHENTICATE" and len(rest.split(" ")) == 3):
+                conn.sendall(self.login_answer.replace(b"{tag}", tag.encode()))
+            elif verb == "AUTHENTICATE":
+                pending_sasl_tag = tag.encode()
+                conn.sendall(b"+ \r\n")
+            elif verb == "LOGOUT":
+                conn.sendall(b"* BYE bye\r\n" + tag.encode() + b" OK done\r\n")
+                return
+            else:
+                conn.sendall(tag.encode() + b" OK done\r\n")
 
     def verbs(self):
         return [c.partition(" ")[2].split(" ")[0].upper() for c in self.commands]
-
-    def stop(self):
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
-        self._thread.join(timeout=5)
 
 
 class ImapBackendLoginTest(unittest.TestCase):

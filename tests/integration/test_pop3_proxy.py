@@ -12,16 +12,14 @@ import os
 import poplib
 import re
 import shutil
-import socket
 import ssl
 import subprocess
-import threading
 import time
 import unittest
 import uuid
 
-from harness import (IO_TIMEOUT, Dovecot, FakeBackend, Gatehouse, LineClient, client_tls_context, closed_port,
-                     listener, make_message, plain_sasl, user)
+from harness import (IO_TIMEOUT, Dovecot, FakeBackend, Gatehouse, LineClient, ScriptedServer, client_tls_context,
+                     closed_port, listener, make_message, plain_sasl, user)
 
 ALICE_PW = "alice-pass"
 CAROL_PW = "carol pass with spaces"  # PASS takes the rest of the line (RFC 1939)
@@ -118,7 +116,7 @@ def assert_no_password(testcase, text):
             testcase.assertNotIn(form, text, f"a password ({pw!r}) appears in Gatehouse's log")
 
 
-class FakePop3:
+class FakePop3(ScriptedServer):
     """A scripted POP3 back-end on 127.0.0.1:0, each connection served by its own thread. It greets with
     "+OK [XCLIENT]" when `xclient` (as Dovecot does for a trusted proxy) and answers XCLIENT with +OK, CAPA
     with the lines in `capa` (default USER and RESP-CODES: no SASL, so Gatehouse falls back to USER/PASS),
@@ -136,33 +134,16 @@ class FakePop3:
         self.xclient = xclient
         self.capa = list(capa)
         self.sessions = []
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(8)
-        self.port = self._sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__()
 
     @property
     def commands(self):
         return [c for session in self.sessions for c in session]
 
-    def _run(self):
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            commands = []
-            self.sessions.append(commands)
-            threading.Thread(target=self._serve, args=(conn, commands), daemon=True).start()
-
-    def _serve(self, conn, commands):
-        with conn:
-            try:
-                self._dialogue(conn, commands)
-            except OSError:
-                pass
+    def serve(self, conn):
+        commands = []
+        self.sessions.append(commands)
+        self._dialogue(conn, commands)
 
     def _dialogue(self, conn, commands):
         conn.sendall(b"+OK [XCLIENT] fake ready\r\n" if self.xclient else b"+OK fake ready\r\n")
@@ -194,14 +175,6 @@ class FakePop3:
 
     def backend_config(self, name):
         return {"name": name, "address": "127.0.0.1", "ports": {"pop3": self.port}, "tls": "none"}
-
-    def stop(self):
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
-        except OSError:
-            pass
-        self._sock.close()
-        self._thread.join(timeout=5)
 
 
 class Pop3TestCase(unittest.TestCase):

@@ -25,6 +25,24 @@ FLOOD_DEADLINE = 30       # the whole flood, whatever happens
 GROWTH_LIMIT = 16 << 20   # Gatehouse's RSS growth allowed while a client floods
 
 
+def start_gatehouse(test_class, timeouts):
+    """Gatehouse with plaintext IMAP, IMAPS, POP3 and submission listeners; its one back-end is a
+    closed port (nothing here may reach it)."""
+    closed = closed_port()
+    g = Gatehouse({
+        "listeners": [listener("imap", protocol="imap", require_tls_for_auth=False),
+                      listener("imaps", protocol="imap", tls="implicit"),
+                      listener("pop3", protocol="pop3", require_tls_for_auth=False),
+                      listener("submission", protocol="submission", require_tls_for_auth=False)],
+        "backends": [{"name": "A", "address": "127.0.0.11",
+                      "ports": {"imap": closed, "pop3": closed, "submission": closed}}],
+        "timeouts": timeouts},
+        users=[user("alice", "alice-pass", "A", protocols=("imap", "pop3", "submission"))])
+    test_class.addClassCleanup(g.cleanup)
+    g.start()
+    return g
+
+
 def rss_bytes(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -36,18 +54,7 @@ def rss_bytes(pid):
 class PreauthFloodTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        closed = closed_port()
-        cls.g = Gatehouse({
-            "listeners": [listener("imap", protocol="imap", require_tls_for_auth=False),
-                          listener("imaps", protocol="imap", tls="implicit"),
-                          listener("pop3", protocol="pop3", require_tls_for_auth=False),
-                          listener("submission", protocol="submission", require_tls_for_auth=False)],
-            "backends": [{"name": "A", "address": "127.0.0.11",
-                          "ports": {"imap": closed, "pop3": closed, "submission": closed}}],
-            "timeouts": {"preauth_idle_ms": 20000}},
-            users=[user("alice", "alice-pass", "A", protocols=("imap", "pop3", "submission"))])
-        cls.addClassCleanup(cls.g.cleanup)
-        cls.g.start()
+        cls.g = start_gatehouse(cls, {"preauth_idle_ms": 20000})
 
     def connect(self, name):
         s = socket.socket()
@@ -138,17 +145,7 @@ WRONG_LOGINS = {
 class AuthFailureDelayTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        closed = closed_port()
-        cls.g = Gatehouse({
-            "listeners": [listener("imap", protocol="imap", require_tls_for_auth=False),
-                          listener("pop3", protocol="pop3", require_tls_for_auth=False),
-                          listener("submission", protocol="submission", require_tls_for_auth=False)],
-            "backends": [{"name": "A", "address": "127.0.0.11",
-                          "ports": {"imap": closed, "pop3": closed, "submission": closed}}],
-            "timeouts": {"auth_failure_delay_ms": DELAY_MS}},
-            users=[user("alice", "alice-pass", "A", protocols=("imap", "pop3", "submission"))])
-        cls.addClassCleanup(cls.g.cleanup)
-        cls.g.start()
+        cls.g = start_gatehouse(cls, {"auth_failure_delay_ms": DELAY_MS})
 
     def connect(self, name):
         s = socket.create_connection(("127.0.0.1", self.g.port(name)), timeout=10)

@@ -12,18 +12,16 @@ import email
 import json
 import os
 import smtplib
-import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import uuid
 
 import harness
-from harness import (Dovecot, Gatehouse, HAProxy, IO_TIMEOUT, client_tls_context, closed_port, listener, plain_sasl, user,
-                     wait_for)
+from harness import (Dovecot, Gatehouse, HAProxy, IO_TIMEOUT, ScriptedServer, client_tls_context, closed_port, listener,
+                     plain_sasl, user, wait_for)
 from postfix import Postfix
 
 ALICE = "alice@example.com"
@@ -79,63 +77,50 @@ class SmtpLines(harness.LineClient):
         return [line.decode() for line in self.read_until_eof()]
 
 
-class FakeSmtp:
-    """A scripted SMTP back-end in a thread. It offers XCLIENT (or, with xclient=False, AUTH PLAIN), records
+class FakeSmtp(ScriptedServer):
+    """A scripted SMTP back-end. It offers XCLIENT (or, with xclient=False, AUTH PLAIN), records
     every line it receives, and with die_after_data=True closes the connection after DATA's 354 and the
     first content bytes."""
 
     def __init__(self, xclient=True, die_after_data=False):
         self.xclient, self.die_after_data = xclient, die_after_data
         self.lines = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _run(self):
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        with conn:
-            f = conn.makefile("rb")
-            conn.sendall(b"220 fake ESMTP\r\n")
-            in_data = False
-            for raw in f:
-                line = raw.decode(errors="replace").rstrip("\r\n")
-                self.lines.append(line)
-                if in_data:
-                    if self.die_after_data:
-                        return
-                    if line == ".":
-                        in_data = False
-                        conn.sendall(b"250 2.0.0 queued\r\n")
-                    continue
-                verb = line.split(" ", 1)[0].upper()
-                if verb == "EHLO":
-                    ext = b"250-XCLIENT NAME ADDR PORT HELO LOGIN\r\n" if self.xclient else b"250-AUTH PLAIN\r\n"
-                    conn.sendall(b"250-fake\r\n250-PIPELINING\r\n" + ext + b"250 8BITMIME\r\n")
-                elif verb == "XCLIENT":
-                    conn.sendall(b"220 fake ESMTP\r\n")
-                elif verb == "AUTH":
-                    conn.sendall(b"235 2.7.0 ok\r\n")
-                elif verb == "DATA":
-                    in_data = True
-                    conn.sendall(b"354 go ahead\r\n")
-                elif verb == "QUIT":
-                    conn.sendall(b"221 bye\r\n")
+    def serve(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(b"220 fake ESMTP\r\n")
+        in_data = False
+        for raw in f:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            self.lines.append(line)
+            if in_data:
+                if self.die_after_data:
                     return
-                else:
-                    conn.sendall(b"250 2.0.0 ok\r\n")
+                if line == ".":
+                    in_data = False
+                    conn.sendall(b"250 2.0.0 queued\r\n")
+                continue
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                ext = b"250-XCLIENT NAME ADDR PORT HELO LOGIN\r\n" if self.xclient else b"250-AUTH PLAIN\r\n"
+                conn.sendall(b"250-fake\r\n250-PIPELINING\r\n" + ext + b"250 8BITMIME\r\n")
+            elif verb == "XCLIENT":
+                conn.sendall(b"220 fake ESMTP\r\n")
+            elif verb == "AUTH":
+                conn.sendall(b"235 2.7.0 ok\r\n")
+            elif verb == "DATA":
+                in_data = True
+                conn.sendall(b"354 go ahead\r\n")
+            elif verb == "QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 2.0.0 ok\r\n")
 
     def backend_config(self, name):
         return {"name": name, "address": "127.0.0.1", "ports": {"submission": self.port}, "tls": "none"}
 
-    def stop(self):
-        self.sock.close()
-        self.thread.join(timeout=5)
 
 
 class SmtpProxyTest(unittest.TestCase):
