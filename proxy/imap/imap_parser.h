@@ -30,6 +30,11 @@ struct Token {
   std::string value;  // empty for Nil, ListStart and ListEnd
 };
 
+// An astring (RFC 3501): an atom or a string, as LOGIN's arguments are.
+inline bool isAstring(const Token& t) {
+  return t.kind == TokenKind::Atom || t.kind == TokenKind::String;
+}
+
 struct Command {
   std::string tag;   // never empty from next(); empty from nextLine()
   std::string name;  // upper-cased; from nextLine(): the raw line without its line end

@@ -1,37 +1,9 @@
 #include "proxy/imap/imap_session.h"
 
 #include "backends/imap_backend_login.h"
+#include "proxy/imap/imap_id.h"
 
 namespace gatehouse {
-namespace {
-
-bool isStringToken(const imap::Token& t) {
-  return t.kind == imap::TokenKind::Atom || t.kind == imap::TokenKind::String;
-}
-
-// RFC 2971: "ID" SP ( "(" 1*(string SP nstring) ")" / NIL ), at most 30 pairs, field names of
-// at most 30 octets and values of at most 1024.
-bool isValidIdArgument(const std::vector<imap::Token>& args) {
-  constexpr size_t kMaxPairs = 30, kMaxField = 30, kMaxValue = 1024;
-  if (args.size() == 1 && args[0].kind == imap::TokenKind::Nil) return true;
-  if (args.size() < 4 || args.front().kind != imap::TokenKind::ListStart ||
-      args.back().kind != imap::TokenKind::ListEnd) {
-    return false;
-  }
-  const size_t items = args.size() - 2;
-  if (items % 2 != 0 || items / 2 > kMaxPairs) return false;
-  for (size_t i = 1; i + 1 < args.size(); i += 2) {
-    const imap::Token& field = args[i];
-    const imap::Token& value = args[i + 1];
-    // Atoms pass too: Dovecot takes them, and some clients send them unquoted.
-    if (!isStringToken(field) || field.value.size() > kMaxField) return false;
-    if (!isStringToken(value) && value.kind != imap::TokenKind::Nil) return false;
-    if (value.value.size() > kMaxValue) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 std::unique_ptr<Session> makeImapSession(SessionContext context, std::unique_ptr<Stream> client) {
   return std::make_unique<ImapSession>(std::move(context), std::move(client));
@@ -148,7 +120,7 @@ void ImapSession::cmdCapability(const imap::Command& c) {
 }
 
 void ImapSession::cmdId(const imap::Command& c) {
-  if (!isValidIdArgument(c.args)) {
+  if (!imap::isValidIdArgument(c.args)) {
     badCommand(c.tag, "Invalid ID arguments.");
     return;
   }
@@ -180,7 +152,7 @@ bool ImapSession::refuseUnlessAuthAllowed(const std::string& tag) {
 }
 
 void ImapSession::cmdLogin(const imap::Command& c) {
-  if (c.args.size() != 2 || !isStringToken(c.args[0]) || !isStringToken(c.args[1])) {
+  if (c.args.size() != 2 || !imap::isAstring(c.args[0]) || !imap::isAstring(c.args[1])) {
     badCommand(c.tag, "LOGIN expects a user name and a password.");
     return;
   }

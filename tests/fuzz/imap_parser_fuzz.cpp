@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proxy/core/base64.h"
+#include "proxy/imap/imap_id.h"
 #include "proxy/imap/imap_parser.h"
 #include "proxy/imap/imap_string.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -41,6 +42,10 @@ void checkCommand(const Result& result) {
     if (token.kind == TokenKind::Atom) check(!token.value.empty(), "empty atom");
   }
   check(depth == 0, "unbalanced list");
+  // The session checks ID's arguments on whatever the parser produced: it must hold for any.
+  if (isValidIdArgument(command.args)) {
+    check(command.args.size() == 1 || command.args.size() <= 62, "ID with more than 30 pairs");
+  }
 }
 
 void checkResult(const Result& result) {
