@@ -31,7 +31,12 @@ SaslServer::Step SaslServer::start(std::optional<std::string_view> initial) {
     if (mechanism_ == Mechanism::Login) step.challenge = kLoginUserPrompt;
     return step;
   }
-  if (*initial == "=") return consume(std::string());
+  if (*initial == "=") {
+    // An empty initial response. LOGIN's first message is the user name, which it asks for:
+    // Dovecot and Postfix answer this with the "Username:" prompt, as if nothing had been sent.
+    if (mechanism_ == Mechanism::Login) return start(std::nullopt);
+    return consume(std::string());
+  }
   return respond(*initial);
 }
 

@@ -11,7 +11,7 @@ namespace {
 constexpr size_t kLineKeep = 16;
 
 // Commands that would change who the back-end thinks the client is, or blind the guard.
-constexpr std::string_view kRefusedVerbs[] = {"XCLIENT", "XFORWARD", "STARTTLS"};
+constexpr std::string_view kRefusedVerbs[] = {"XCLIENT", "XFORWARD", "STARTTLS", "BDAT"};
 
 // What Postfix's command tokenizer skips before a verb (ISSPACE). Treating more bytes as blank
 // than the back-end does could only make the guard refuse more.

@@ -4,12 +4,16 @@
 // Postfix decides once per connection whether XCLIENT is allowed, from the connecting address
 // (Gatehouse's): a client could send `XCLIENT LOGIN=bob` through the relay and be taken for bob.
 // XFORWARD could rewrite the logged client, and STARTTLS (to the back-end, inside our TLS) would
-// hide every later command from this guard. So these verbs are refused at any command-line start.
+// hide every later command from this guard. BDAT is refused too: Gatehouse never offers CHUNKING,
+// and whether the back-end reads the next n bytes as a chunk or as commands depends on whether it
+// accepts the BDAT line (Postfix skips the chunk after "503 need RCPT", not after "501 Syntax" or
+// "502 not implemented"), so a chunk could hide a command from the guard or glue one together.
+// So these verbs are refused at any command-line start.
 //
 // Message content is not checked once the back-end has certainly entered DATA: its 354 answered a
 // DATA line that was the only unanswered command, and the client had sent nothing after it. In
-// every other case (pipelined content, BDAT chunks, counts that no longer add up) all lines are
-// checked as commands: refusing too much is possible, letting a command through is not.
+// every other case (pipelined content, counts that no longer add up) all lines are checked as
+// commands: refusing too much is possible, letting a command through is not.
 #pragma once
 
 #include <cstddef>

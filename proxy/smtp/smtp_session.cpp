@@ -167,7 +167,7 @@ void SmtpSession::cmdEhlo(const smtp::Command& c, bool extended) {
 
 void SmtpSession::cmdStartTls(const smtp::Command& c) {
   if (tlsActive()) {
-    refuse("503 5.5.1 Error: TLS already active\r\n");
+    refuse("554 5.5.1 Error: TLS already active\r\n");  // Postfix's answer
     return;
   }
   if (!startTlsOffered()) {

@@ -204,6 +204,7 @@ class SmtpProxyTest(unittest.TestCase):
         self.assertIn("AUTH", keywords)
         self.assertNotIn("STARTTLS", keywords)
         self.assertIn("AUTH PLAIN LOGIN", texts)
+        self.assertEqual(c.cmd("STARTTLS"), (554, ["5.5.1 Error: TLS already active"]))
 
     def test_never_an_open_relay(self):
         c = self.raw("plain")
@@ -246,6 +247,9 @@ class SmtpProxyTest(unittest.TestCase):
         self.assertEqual(c.cmd("AUTH PLAIN"), (334, [""]))
         self.assertEqual(c.cmd("not base64!")[0], 501)
         self.assertEqual(c.cmd("AUTH CRAM-MD5")[0], 504)
+        # An empty initial response to LOGIN: asked for the user name, as Postfix with Dovecot does.
+        self.assertEqual(c.cmd("AUTH LOGIN ="), (334, ["VXNlcm5hbWU6"]))
+        self.assertEqual(c.cmd("*")[0], 501)
         self.assertEqual(c.cmd("AUTH LOGIN " + base64.b64encode(ALICE.encode()).decode()),
                          (334, ["UGFzc3dvcmQ6"]))
         self.assertEqual(c.cmd(base64.b64encode(ALICE_PW.encode()).decode())[0], 235)
@@ -324,6 +328,21 @@ class SmtpProxyTest(unittest.TestCase):
         lines = c.rest_until_eof()
         self.assertEqual(len(lines), 1, lines)
         self.assertTrue(lines[0].startswith("421 4.7.0 mail.example.test"), lines)
+
+    def test_bdat_after_login_is_refused_so_a_chunk_cannot_hide_xclient(self):
+        # Postfix skips the 1-byte chunk of a BDAT it refuses (no RCPT yet) and would then run the
+        # XCLIENT that the chunk's "X" hid from a line-based check: found by an audit, delivered as bob.
+        fake = FakeSmtp()
+        self.addCleanup(fake.stop)
+        g = self.gatehouse([fake.backend_config("A"), self.B.backend_config("B")])
+        c = self.raw("plain", g=g, source_ip="127.0.0.79")
+        c.cmd("EHLO client.example")
+        c.send("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW) + "\r\nBDAT 1\r\nXXCLIENT LOGIN=bob@example.com\r\n")
+        lines = c.rest_until_eof()
+        self.assertEqual(lines[0][:3], "235", lines)
+        self.assertTrue(lines[-1].startswith("421 4.7.0"), lines)
+        self.assertFalse([l for l in fake.lines if "BDAT" in l.upper() or "CLIENT LOGIN=bob" in l], fake.lines)
+        self.assertIn("BDAT", g.stderr_text())
 
     def test_curl_smtps(self):
         subject = self.subject()

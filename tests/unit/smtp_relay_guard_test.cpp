@@ -20,8 +20,9 @@ bool clientBytewise(RelayGuard& guard, std::string_view data) {
 }
 
 TEST_CASE("smtp guard: refused verbs at a command start, any case, after blanks", "[smtp]") {
-  for (std::string_view line : {"XCLIENT LOGIN=bob\r\n", "xclient ADDR=1.2.3.4\r\n",
-                                " \tXForward NAME=x\r\n", "\rSTARTTLS\r\n", "starttls\n"}) {
+  for (std::string_view line :
+       {"XCLIENT LOGIN=bob\r\n", "xclient ADDR=1.2.3.4\r\n", " \tXForward NAME=x\r\n",
+        "\rSTARTTLS\r\n", "starttls\n", "BDAT 1\r\nX", "bdat 5 LAST\r\n"}) {
     INFO(line);
     RelayGuard whole;
     CHECK_FALSE(whole.fromClient(line));
