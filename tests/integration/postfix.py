@@ -140,6 +140,7 @@ biff = no
 smtputf8_enable = no
 smtpd_banner = $myhostname ESMTP test
 smtpd_authorized_xclient_hosts = {xclient}
+smtpd_discard_ehlo_keywords = chunking
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
 smtpd_recipient_restrictions =
 smtpd_client_restrictions =

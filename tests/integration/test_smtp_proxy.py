@@ -253,6 +253,10 @@ class SmtpProxyTest(unittest.TestCase):
         self.assertEqual(c.cmd("AUTH LOGIN " + base64.b64encode(ALICE.encode()).decode()),
                          (334, ["UGFzc3dvcmQ6"]))
         self.assertEqual(c.cmd(base64.b64encode(ALICE_PW.encode()).decode())[0], 235)
+        # EHLO again after login is Postfix's answer: configured not to offer CHUNKING (BDAT is refused).
+        code, texts = c.cmd("EHLO client.example")
+        self.assertEqual(code, 250)
+        self.assertNotIn("CHUNKING", {t.split(" ")[0] for t in texts[1:]}, texts)
         self.assertEqual(c.cmd("MAIL FROM:<alice@example.com>")[0], 250)  # now Postfix answers
         self.assertEqual(c.cmd("QUIT")[0], 221)
 
