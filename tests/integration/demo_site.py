@@ -145,7 +145,9 @@ def main():
             "directory": {"type": "ldap",
                           "ldap": slapd.ldap_config()},
         }
-        g = Gatehouse(config, root=os.path.join(state, "gatehouse"), binary=os.path.abspath(args.bin), workers=0)
+        # The failed-login delay stays Gatehouse's default (2 s), as on a real site.
+        g = Gatehouse(config, root=os.path.join(state, "gatehouse"), binary=os.path.abspath(args.bin), workers=0,
+                      auth_failure_delay_ms=None)
         started.append(g)
         g.start()
         record_pids()

@@ -760,7 +760,7 @@ class Gatehouse:
     static directory. After start(), `ports[name]` gives each listener's real port.
     """
 
-    def __init__(self, config, users=None, root=None, binary=None, workers=2):
+    def __init__(self, config, users=None, root=None, binary=None, workers=2, auth_failure_delay_ms=0):
         self.binary = binary or gatehouse_bin()
         if not self.binary or not os.path.exists(self.binary):
             raise FileNotFoundError(f"gatehouse binary not found (GATEHOUSE_BIN={self.binary!r})")
@@ -770,9 +770,10 @@ class Gatehouse:
         self.config = copy.deepcopy(config)
         self.config.setdefault("workers", workers)
         self.config.setdefault("hostname", "mail.example.test")
-        # Tests refuse many logins; the one that checks the failed-login delay sets its own.
-        self.config["timeouts"] = dict(self.config.get("timeouts", {}))
-        self.config["timeouts"].setdefault("auth_failure_delay_ms", 0)
+        # Tests refuse many logins: no delay unless the config sets one. None: Gatehouse's default.
+        if auth_failure_delay_ms is not None:
+            self.config["timeouts"] = dict(self.config.get("timeouts", {}))
+            self.config["timeouts"].setdefault("auth_failure_delay_ms", auth_failure_delay_ms)
         self.users = list(users or [])
         self.cert, self.key = make_cert(self.root)
         self.config.setdefault("tls", {"certificates": [
