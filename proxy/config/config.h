@@ -109,6 +109,9 @@ struct SubmissionConfig {
   uint64_t max_message_size = 0;         // SIZE in EHLO; 0: "SIZE" without a number (RFC 1870)
   unsigned command_timeout_ms = 300000;  // client silent before AUTH (RFC 5321 4.5.3.2.7: 5 min)
   unsigned relay_idle_ms = 600000;  // relayed, no traffic (>= the 10 min DATA termination wait)
+  // NOOP, RSET, HELP, VRFY and EXPN before AUTH beyond this many each count as an error (Postfix's
+  // smtpd_junk_command_limit): a client cannot hold a connection with them forever.
+  unsigned junk_command_limit = 100;
 };
 
 struct Config {

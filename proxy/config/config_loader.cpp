@@ -694,9 +694,9 @@ void Builder::readTimeouts(const Json& value, const std::string& pointer) {
 }
 
 void Builder::readSubmission(const Json& value, const std::string& pointer) {
-  ObjectReader reader(
-      value, pointer, errors_,
-      {"relay_backends", "max_message_size", "command_timeout_ms", "relay_idle_ms"});
+  ObjectReader reader(value, pointer, errors_,
+                      {"relay_backends", "max_message_size", "command_timeout_ms", "relay_idle_ms",
+                       "junk_command_limit"});
   if (!reader.isObject()) return;
   SubmissionConfig& submission = config_.submission;
   if (const Json* names = reader.array("relay_backends", Need::Optional)) {
@@ -723,6 +723,7 @@ void Builder::readSubmission(const Json& value, const std::string& pointer) {
   }
   readCount(reader, "command_timeout_ms", 1, submission.command_timeout_ms);
   readCount(reader, "relay_idle_ms", 1, submission.relay_idle_ms);
+  readCount(reader, "junk_command_limit", 0, submission.junk_command_limit);
 }
 
 }  // namespace

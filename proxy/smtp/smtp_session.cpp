@@ -110,6 +110,11 @@ void SmtpSession::refuse(std::string_view text) {
   countBadCommand();
 }
 
+void SmtpSession::junk(std::string_view text) {
+  reply(text);
+  if (++junk_commands_ > ctx_.config->submission.junk_command_limit) countBadCommand();
+}
+
 void SmtpSession::dispatch(const smtp::Command& c) {
   const std::string& verb = c.verb;
   if (verb == "EHLO" || verb == "HELO") {
@@ -121,18 +126,16 @@ void SmtpSession::dispatch(const smtp::Command& c) {
   } else if (verb == "MAIL" || verb == "RCPT" || verb == "DATA" || verb == "BDAT") {
     // Never an open relay: nothing of a mail transaction happens before AUTH.
     refuse("530 5.7.0 Authentication required\r\n");
-  } else if (verb == "NOOP") {
-    reply("250 2.0.0 OK\r\n");
-  } else if (verb == "RSET") {
-    reply("250 2.0.0 OK\r\n");
+  } else if (verb == "NOOP" || verb == "RSET") {
+    junk("250 2.0.0 OK\r\n");
   } else if (verb == "QUIT") {
     reply("221 2.0.0 " + hostname_ + " Bye\r\n");
     finish(std::string_view(), "quit");
   } else if (verb == "HELP") {
-    reply("214 2.0.0 See RFC 6409: EHLO, STARTTLS, AUTH, then MAIL, RCPT, DATA\r\n");
+    junk("214 2.0.0 See RFC 6409: EHLO, STARTTLS, AUTH, then MAIL, RCPT, DATA\r\n");
   } else if (verb == "VRFY" || verb == "EXPN") {
     // No look-ups for unauthenticated clients: nothing to harvest addresses with.
-    reply("502 5.5.1 Error: command not implemented\r\n");
+    junk("502 5.5.1 Error: command not implemented\r\n");
   } else {
     refuse("500 5.5.2 Error: command not recognized\r\n");
   }

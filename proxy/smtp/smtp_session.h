@@ -38,6 +38,7 @@ class SmtpSession final : public ProxySession {
   void processInput();
   void dispatch(const smtp::Command& command);
   void refuse(std::string_view reply);  // an error reply that counts towards the error limit
+  void junk(std::string_view reply);    // a reply to a command that does nothing before AUTH
   void cmdEhlo(const smtp::Command& command, bool extended);
   void cmdStartTls(const smtp::Command& command);
   void cmdAuth(const smtp::Command& command);
@@ -50,6 +51,7 @@ class SmtpSession final : public ProxySession {
   std::unique_ptr<smtp::CommandParser> parser_;  // released once the relay starts
   smtp::RelayGuard guard_;
   std::string helo_;  // the client's EHLO/HELO name; empty until it said one (again after TLS)
+  unsigned junk_commands_ = 0;
 };
 
 std::unique_ptr<Session> makeSmtpSession(SessionContext context, std::unique_ptr<Stream> client);

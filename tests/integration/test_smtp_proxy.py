@@ -269,6 +269,19 @@ class SmtpProxyTest(unittest.TestCase):
         self.assertEqual(lines[0][:3], "500")
         self.assertTrue(lines[-1].startswith("421 4.7.0"), lines)
 
+    def test_junk_commands_beyond_the_limit_count_as_errors(self):
+        g = self.gatehouse([self.A.backend_config("A"), self.B.backend_config("B")],
+                           submission={"junk_command_limit": 5})
+        c = self.raw("plain", g=g)
+        for command in ("NOOP", "RSET", "HELP", "VRFY x", "EXPN x"):  # within the limit: no error
+            self.assertIn(c.cmd(command)[0], (250, 214, 502))
+        for _ in range(9):  # max_bad_commands is 10
+            self.assertEqual(c.cmd("NOOP")[0], 250)
+        c.send("NOOP\r\n")
+        lines = c.rest_until_eof()
+        self.assertEqual(lines[0][:3], "250", lines)
+        self.assertTrue(lines[-1].startswith("421 4.7.0"), lines)
+
     def test_command_timeout(self):
         g = self.gatehouse([self.A.backend_config("A"), self.B.backend_config("B")],
                            submission={"command_timeout_ms": 500})

@@ -33,18 +33,21 @@ TEST_CASE("config: submission defaults follow RFC 5321 4.5.3.2", "[config][smtp]
   CHECK(config->submission.max_message_size == 0);
   CHECK(config->submission.command_timeout_ms == 300000);
   CHECK(config->submission.relay_idle_ms >= 600000);
+  CHECK(config->submission.junk_command_limit == 100);  // Postfix's smtpd_junk_command_limit
 }
 
 TEST_CASE("config: a submission relay pool and its values", "[config][smtp]") {
   std::vector<ConfigError> errors;
   auto config = parse(R"({"relay_backends": ["smtp"], "max_message_size": 10240000,
-                          "command_timeout_ms": 1000, "relay_idle_ms": 2000})",
+                          "command_timeout_ms": 1000, "relay_idle_ms": 2000,
+                          "junk_command_limit": 5})",
                       errors);
   REQUIRE(config);
   CHECK(config->submission.relay_backends == std::vector<std::string>{"smtp"});
   CHECK(config->submission.max_message_size == 10240000);
   CHECK(config->submission.command_timeout_ms == 1000);
   CHECK(config->submission.relay_idle_ms == 2000);
+  CHECK(config->submission.junk_command_limit == 5);
 }
 
 TEST_CASE("config: the relay pool names configured submission back-ends only", "[config][smtp]") {
