@@ -53,8 +53,13 @@ class FakeImap(ScriptedServer):
         return [c.partition(" ")[2].split(" ")[0].upper() for c in self.commands]
 
 
+PLAIN_IR = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"
+
+
 class ImapBackendLoginTest(unittest.TestCase):
-    def gatehouse_for(self, fake):
+    def login(self, greeting, login_answer):
+        """alice logs in through Gatehouse to a FakeImap; returns it and her (untagged, tagged) answer."""
+        fake = FakeImap(greeting, b"", login_answer)
         self.addCleanup(fake.stop)
         g = Gatehouse({"listeners": [listener("imap", require_tls_for_auth=False)],
                        "backends": [{"name": "A", "address": "127.0.0.1", "ports": {"imap": fake.port}}]},
@@ -64,13 +69,11 @@ class ImapBackendLoginTest(unittest.TestCase):
         c = g.client("imap")
         self.addCleanup(c.close)
         c.greeting()
-        return c
+        return fake, c.exchange(b"a LOGIN alice alice-pass\r\n", "a")
 
     def test_logindisabled_back_end_gets_authenticate_plain_not_login(self):
-        fake = FakeImap(b"* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN] ready\r\n", b"",
-                        b"{tag} OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")
-        c = self.gatehouse_for(fake)
-        _, tagged = c.exchange(b"a LOGIN alice alice-pass\r\n", "a")
+        fake, (_, tagged) = self.login(b"* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN] ready\r\n",
+                                       b"{tag} OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")
         self.assertEqual(tagged, b"a OK [CAPABILITY IMAP4rev1 IDLE] Logged in.")
         self.assertNotIn("LOGIN", fake.verbs())
         i = fake.verbs().index("AUTHENTICATE")
@@ -78,35 +81,25 @@ class ImapBackendLoginTest(unittest.TestCase):
         self.assertEqual(base64.b64decode(fake.commands[i + 1]), b"\0alice\0alice-pass")
 
     def test_keywords_from_the_back_end_are_case_insensitive(self):
-        fake = FakeImap(b"* ok [capability imap4rev1 auth=plain sasl-ir] ready\r\n", b"",
-                        b"{tag} ok [capability IMAP4rev1 IDLE] Logged in\r\n")
-        c = self.gatehouse_for(fake)
-        _, tagged = c.exchange(b"a LOGIN alice alice-pass\r\n", "a")
+        fake, (_, tagged) = self.login(b"* ok [capability imap4rev1 auth=plain sasl-ir] ready\r\n",
+                                       b"{tag} ok [capability IMAP4rev1 IDLE] Logged in\r\n")
         # The greeting's and the login's lists were understood: no CAPABILITY asked either time.
         self.assertEqual(tagged, b"a OK [CAPABILITY IMAP4rev1 IDLE] Logged in.")
         self.assertNotIn("CAPABILITY", fake.verbs())
         self.assertIn("AUTHENTICATE", fake.verbs())
 
     def test_lower_case_unavailable_is_a_temporary_failure(self):
-        fake = FakeImap(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n", b"",
-                        b"{tag} NO [unavailable] Try later\r\n")
-        c = self.gatehouse_for(fake)
-        _, tagged = c.exchange(b"a LOGIN alice alice-pass\r\n", "a")
+        _, (_, tagged) = self.login(PLAIN_IR, b"{tag} NO [unavailable] Try later\r\n")
         self.assertTrue(tagged.startswith(b"a NO [UNAVAILABLE]"), tagged)
 
     def test_alerts_reach_the_client_before_the_answer(self):
-        fake = FakeImap(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n", b"",
-                        b"* OK [ALERT] Mailbox 95% full\r\n{tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n")
-        c = self.gatehouse_for(fake)
-        untagged, tagged = c.exchange(b"a LOGIN alice alice-pass\r\n", "a")
+        _, (untagged, tagged) = self.login(
+            PLAIN_IR, b"* OK [ALERT] Mailbox 95% full\r\n{tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n")
         self.assertEqual(untagged, [b"* OK [ALERT] Mailbox 95% full"])
         self.assertTrue(tagged.startswith(b"a OK"), tagged)
 
     def test_alert_in_a_refusal_is_shown_and_the_answer_stays_generic(self):
-        fake = FakeImap(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n", b"",
-                        b"{tag} NO [ALERT] Account locked: call the help desk\r\n")
-        c = self.gatehouse_for(fake)
-        untagged, tagged = c.exchange(b"a LOGIN alice alice-pass\r\n", "a")
+        _, (untagged, tagged) = self.login(PLAIN_IR, b"{tag} NO [ALERT] Account locked: call the help desk\r\n")
         self.assertEqual(untagged, [b"* NO [ALERT] Account locked: call the help desk"])
         self.assertEqual(tagged, b"a NO [AUTHENTICATIONFAILED] Authentication failed.")
 
