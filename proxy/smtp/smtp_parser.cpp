@@ -2,6 +2,8 @@
 // rules, splits a command into its verb and arguments.
 #include "proxy/smtp/smtp_parser.h"
 
+#include <algorithm>
+
 namespace gatehouse::smtp {
 namespace {
 
@@ -23,7 +25,18 @@ Result error(ErrorKind kind) {
 }  // namespace
 
 void CommandParser::feed(std::string_view bytes) {
+  if (skip_left_ > 0) {
+    size_t dropped = static_cast<size_t>(std::min<uint64_t>(skip_left_, bytes.size()));
+    skip_left_ -= dropped;
+    bytes.remove_prefix(dropped);
+  }
   buffer_.append(bytes);
+}
+
+void CommandParser::skip(uint64_t bytes) {
+  size_t now = static_cast<size_t>(std::min<uint64_t>(bytes, buffered()));
+  consume(start_ + now);
+  skip_left_ = bytes - now;
 }
 
 Result CommandParser::next() {
@@ -114,6 +127,27 @@ void CommandParser::discardBuffered() {
   std::string().swap(buffer_);
   start_ = scanned_ = 0;
   skipping_ = false;
+  skip_left_ = 0;
+}
+
+std::optional<uint64_t> bdatChunkSize(std::string_view args) {
+  constexpr size_t kMaxDigits = 18;  // fits in 63 bits, as Postfix's off_t
+  size_t digits = 0;
+  while (digits < args.size() && args[digits] >= '0' && args[digits] <= '9') ++digits;
+  if (digits == 0 || digits > kMaxDigits) return std::nullopt;
+  std::string_view rest = args.substr(digits);
+  if (!rest.empty()) {
+    size_t blanks = 0;
+    while (blanks < rest.size() && (rest[blanks] == ' ' || rest[blanks] == '\t')) ++blanks;
+    rest.remove_prefix(blanks);
+    if (blanks == 0 || rest.size() != 4) return std::nullopt;
+    for (size_t i = 0; i < 4; ++i) {
+      if ((rest[i] & ~0x20) != "LAST"[i]) return std::nullopt;
+    }
+  }
+  uint64_t size = 0;
+  for (size_t i = 0; i < digits; ++i) size = size * 10 + static_cast<uint64_t>(args[i] - '0');
+  return size;
 }
 
 }  // namespace gatehouse::smtp

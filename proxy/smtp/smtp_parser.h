@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +35,11 @@ struct Result {
   ErrorKind error = ErrorKind::None;
 };
 
+// The chunk size of "BDAT <size> [LAST]" from its arguments (Command::args), as Postfix reads
+// it: digits only, at most 18 of them, then nothing or LAST in any case. nullopt otherwise: then
+// Postfix does not skip a chunk either, and the bytes that follow are commands.
+std::optional<uint64_t> bdatChunkSize(std::string_view args);
+
 // Feed bytes as they arrive and call next() (or nextLine()) until it returns NeedMore. Results
 // depend only on the bytes, never on how they were split between feed() calls. A line ends with
 // CRLF or a bare LF (RFC 5321 2.3.8 asks for CRLF; common clients and test tools send LF alone).
@@ -51,6 +58,10 @@ class CommandParser {
   // Drops everything not yet returned (after STARTTLS: plaintext pipelined behind the command
   // must never be read as if it came through TLS, CVE-2011-0411). Leaves the parser empty.
   void discardBuffered();
+  // Drops the next `bytes` bytes, those fed and not yet returned first, then those still to come:
+  // the chunk of a refused BDAT, which the client sends anyway (RFC 3030; Postfix skips it too).
+  // Call at a line start, after next() returned the command.
+  void skip(uint64_t bytes);
   // Bytes fed and not yet returned or dropped.
   size_t buffered() const { return buffer_.size() - start_; }
 
@@ -60,9 +71,10 @@ class CommandParser {
 
   size_t max_line_;
   std::string buffer_;
-  size_t start_ = 0;       // first byte not yet returned
-  size_t scanned_ = 0;     // bytes of the current line before this offset hold no LF
-  bool skipping_ = false;  // dropping the rest of a too-long line, up to its LF
+  size_t start_ = 0;        // first byte not yet returned
+  size_t scanned_ = 0;      // bytes of the current line before this offset hold no LF
+  bool skipping_ = false;   // dropping the rest of a too-long line, up to its LF
+  uint64_t skip_left_ = 0;  // bytes of a refused BDAT chunk still to drop as they arrive
 };
 
 }  // namespace gatehouse::smtp

@@ -126,6 +126,10 @@ void SmtpSession::dispatch(const smtp::Command& c) {
   } else if (verb == "MAIL" || verb == "RCPT" || verb == "DATA" || verb == "BDAT") {
     // Never an open relay: nothing of a mail transaction happens before AUTH.
     refuse("530 5.7.0 Authentication required\r\n");
+    // A refused BDAT's chunk still comes: it is data, never commands (Postfix skips it too).
+    if (verb == "BDAT") {
+      if (auto size = smtp::bdatChunkSize(c.args)) parser_->skip(*size);
+    }
   } else if (verb == "NOOP" || verb == "RSET") {
     junk("250 2.0.0 OK\r\n");
   } else if (verb == "QUIT") {

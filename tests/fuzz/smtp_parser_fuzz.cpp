@@ -21,7 +21,8 @@ using gatehouse::smtp::ResultKind;
 
 using fuzzing::check;
 
-// Plays a session: next() for commands, nextLine() once after "AUTH <mechanism>".
+// Plays a session: next() for commands, nextLine() once after "AUTH <mechanism>", a refused
+// BDAT's chunk skipped.
 struct Run {
   explicit Run(size_t max_line) : parser(max_line), max_line(max_line) {}
 
@@ -40,6 +41,12 @@ struct Run {
           check(!c.verb.empty(), "command without verb");
           for (char ch : c.verb)
             check(ch == '-' || (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z'), "bad verb");
+        }
+      }
+      if (!want_line && r.kind == ResultKind::Command && r.command.verb == "BDAT") {
+        if (auto size = gatehouse::smtp::bdatChunkSize(r.command.args)) {
+          check(*size <= 999999999999999999u, "BDAT size over 18 digits");
+          parser.skip(*size);
         }
       }
       const bool was_line = want_line;

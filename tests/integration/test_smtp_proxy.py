@@ -269,6 +269,13 @@ class SmtpProxyTest(unittest.TestCase):
         self.assertEqual(lines[0][:3], "500")
         self.assertTrue(lines[-1].startswith("421 4.7.0"), lines)
 
+    def test_a_refused_bdat_chunk_is_skipped_not_run(self):
+        c = self.raw("plain")
+        c.cmd("EHLO client.example")
+        c.send("BDAT 12 LAST\r\nNOOP\r\nNOOP\r\nQUIT\r\n")  # the chunk is the two NOOPs
+        self.assertEqual(c.rest_until_eof(), ["530 5.7.0 Authentication required",
+                                              "221 2.0.0 mail.example.test Bye"])
+
     def test_junk_commands_beyond_the_limit_count_as_errors(self):
         g = self.gatehouse([self.A.backend_config("A"), self.B.backend_config("B")],
                            submission={"junk_command_limit": 5})

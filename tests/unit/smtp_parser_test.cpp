@@ -33,11 +33,15 @@ std::string render(const Result& r) {
   return "?";
 }
 
-// `raw_after`: after a command with this verb, the next line is read with nextLine() (AUTH).
+// After AUTH without an initial response the next line is read with nextLine(); after a BDAT
+// the chunk is skipped, as the session does when it refuses one.
 void drain(CommandParser& parser, std::vector<std::string>& out, bool& raw_next) {
   for (;;) {
     Result r = raw_next ? parser.nextLine() : parser.next();
     if (r.kind == ResultKind::NeedMore) return;
+    if (!raw_next && r.kind == ResultKind::Command && r.command.verb == "BDAT") {
+      if (auto size = bdatChunkSize(r.command.args)) parser.skip(*size);
+    }
     bool was_raw = raw_next;
     raw_next = !was_raw && r.kind == ResultKind::Command && r.command.verb == "AUTH" &&
                r.command.args.find(' ') == std::string::npos;
@@ -145,4 +149,32 @@ TEST_CASE("smtp parser: a long pipelined burst is parsed in order", "[smtp]") {
 }
 
 }  // namespace
+TEST_CASE("smtp parser: a refused BDAT's chunk is skipped, however it arrives", "[smtp]") {
+  using Lines = std::vector<std::string>;
+  CHECK(parseAllWays("BDAT 12 LAST\r\nNOOP\r\nNOOP\r\nQUIT\r\n") ==
+        Lines{"CMD BDAT|12 LAST", "CMD QUIT|"});
+  // A chunk without a line end: the next command starts right after it.
+  CHECK(parseAllWays("BDAT 1\r\nXXCLIENT LOGIN=bob\r\n") ==
+        Lines{"CMD BDAT|1", "CMD XCLIENT|LOGIN=bob"});
+  CHECK(parseAllWays("BDAT 0 LAST\r\nQUIT\r\n") == Lines{"CMD BDAT|0 LAST", "CMD QUIT|"});
+  // A chunk longer than what was sent swallows the rest.
+  CHECK(parseAllWays("BDAT 100\r\nQUIT\r\n") == Lines{"CMD BDAT|100"});
+  // No valid size: nothing is skipped (Postfix answers 501 and reads commands).
+  CHECK(parseAllWays("BDAT 5 X\r\nQUIT\r\n") == Lines{"CMD BDAT|5 X", "CMD QUIT|"});
+}
+
+TEST_CASE("smtp parser: BDAT chunk sizes as Postfix reads them", "[smtp]") {
+  CHECK(bdatChunkSize("0") == 0u);
+  CHECK(bdatChunkSize("12 LAST") == 12u);
+  CHECK(bdatChunkSize("12\tlast") == 12u);
+  CHECK(bdatChunkSize("999999999999999999") == 999999999999999999u);
+  CHECK_FALSE(bdatChunkSize("9999999999999999999"));  // 19 digits
+  CHECK_FALSE(bdatChunkSize(""));
+  CHECK_FALSE(bdatChunkSize("-1"));
+  CHECK_FALSE(bdatChunkSize("12LAST"));
+  CHECK_FALSE(bdatChunkSize("12 LAST x"));
+  CHECK_FALSE(bdatChunkSize("12 FIRST"));
+  CHECK_FALSE(bdatChunkSize("0x10"));
+}
+
 }  // namespace gatehouse::smtp
