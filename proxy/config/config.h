@@ -94,6 +94,9 @@ struct Timeouts {
   unsigned connect_ms = 5000;        // TCP connect to a back-end
   unsigned greeting_ms = 5000;       // back-end greeting, STARTTLS and login replay, each step
   unsigned preauth_idle_ms = 60000;  // client silent before login
+  // From connect to login, however busy the client keeps it (Dovecot's 3 min login timeout): a
+  // byte a minute or an endless string of EHLOs must not hold a connection slot for ever.
+  unsigned login_deadline_ms = 180000;
   unsigned session_idle_ms =
       1800000;  // relayed session with no traffic either way (RFC 3501: 30 min)
   unsigned shutdown_grace_ms = 10000;     // on SIGTERM, how long sessions may finish

@@ -680,13 +680,15 @@ void Builder::readLimits(const Json& value, const std::string& pointer) {
 }
 
 void Builder::readTimeouts(const Json& value, const std::string& pointer) {
-  ObjectReader reader(value, pointer, errors_,
-                      {"connect_ms", "greeting_ms", "preauth_idle_ms", "session_idle_ms",
-                       "shutdown_grace_ms", "proxy_header_ms", "auth_failure_delay_ms"});
+  ObjectReader reader(
+      value, pointer, errors_,
+      {"connect_ms", "greeting_ms", "preauth_idle_ms", "login_deadline_ms", "session_idle_ms",
+       "shutdown_grace_ms", "proxy_header_ms", "auth_failure_delay_ms"});
   Timeouts& timeouts = config_.timeouts;
   readCount(reader, "connect_ms", 1, timeouts.connect_ms);
   readCount(reader, "greeting_ms", 1, timeouts.greeting_ms);
   readCount(reader, "preauth_idle_ms", 1, timeouts.preauth_idle_ms);
+  readCount(reader, "login_deadline_ms", 1, timeouts.login_deadline_ms);
   readCount(reader, "session_idle_ms", 1, timeouts.session_idle_ms);
   readCount(reader, "shutdown_grace_ms", 1, timeouts.shutdown_grace_ms);
   readCount(reader, "proxy_header_ms", 1, timeouts.proxy_header_ms);

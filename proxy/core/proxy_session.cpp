@@ -1,5 +1,7 @@
 #include "proxy/core/proxy_session.h"
 
+#include <algorithm>
+
 #include "backends/backend_registry.h"
 #include "proxy/log/log.h"
 #include "proxy/net/proxy_header.h"
@@ -87,7 +89,18 @@ void ProxySession::greet(std::string received) {
 }
 
 void ProxySession::armPreauthTimer() {
-  timer_.start(preauthIdleMs(), [this] { finish(Goodbye::PreauthTimeout, "preauth_timeout"); });
+  timer_.start(preauthWaitMs(), [this] {
+    bool deadline = uv_now(ctx_.loop) - started_ms_ >= ctx_.config->timeouts.login_deadline_ms;
+    // Said as Dovecot says it in both cases: the client need not know which limit it hit.
+    finish(Goodbye::PreauthTimeout, deadline ? "login_timeout" : "preauth_timeout");
+  });
+}
+
+unsigned ProxySession::preauthWaitMs() const {
+  uint64_t elapsed = uv_now(ctx_.loop) - started_ms_;
+  uint64_t deadline = ctx_.config->timeouts.login_deadline_ms;
+  uint64_t left = elapsed < deadline ? deadline - elapsed : 0;
+  return static_cast<unsigned>(std::min<uint64_t>(preauthIdleMs(), left));
 }
 
 void ProxySession::onProxyHeader(std::string_view data) {
@@ -149,7 +162,7 @@ void ProxySession::onRead(std::string_view data) {
   }
   if (phase_ != Phase::PreAuth) return;  // draining after the goodbye
   preauth_bytes_in_ += data.size();
-  timer_.restart(preauthIdleMs());
+  timer_.restart(preauthWaitMs());
   auto alive = alive_;
   onClientData(data);
   if (*alive) flush();

@@ -1,7 +1,8 @@
 """Unauthenticated clients that try to make Gatehouse work for them: one that pipelines commands
 and never reads the answers must not grow Gatehouse's memory (its input pauses until it reads),
-and a failed login is answered only after timeouts.auth_failure_delay_ms, without holding up
-anyone else. IMAP, POP3 and SMTP submission alike; no back-end is ever reached.
+a failed login is answered only after timeouts.auth_failure_delay_ms, without holding up
+anyone else, and one that keeps busy without logging in is sent away at
+timeouts.login_deadline_ms. IMAP, POP3 and SMTP submission alike; no back-end is ever reached.
 """
 
 import select
@@ -206,6 +207,64 @@ class AuthFailureDelayTest(unittest.TestCase):
         line = f.readline()
         self.assertTrue(line.startswith(b"a NO"), line)
         self.assertGreaterEqual(time.monotonic() - started, DELAY_MS / 1000 * 0.9)
+
+
+IDLE_MS = 1000
+LOGIN_DEADLINE_MS = 2500
+DRIP_SECONDS = 0.1       # between two bytes: well inside IDLE_MS
+DRIP_BOUND_SECONDS = 15  # the whole drip, whatever happens
+DRIPS = {
+    "imap": (b"a NOOP\r\n", b"a OK", b"* BYE Disconnected for inactivity.\r\n"),
+    "pop3": (b"CAPA\r\n", b".\r\n", b"-ERR Disconnected for inactivity.\r\n"),
+    "submission": (b"NOOP\r\n", b"250 2.0.0 OK", b"421 4.4.2 "),
+}
+
+
+class LoginDeadlineTest(unittest.TestCase):
+    """A client that sends a byte now and then never lets the pre-auth idle timer fire; the login
+    deadline (Dovecot's 3-minute login timeout) ends it all the same."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.g = start_gatehouse(cls, {"preauth_idle_ms": IDLE_MS, "login_deadline_ms": LOGIN_DEADLINE_MS})
+
+    def check_drip_ends_at_the_deadline(self, name):
+        command, answered, goodbye = DRIPS[name]
+        started = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", self.g.port(name)), timeout=10)
+        self.addCleanup(s.close)
+        received = b""
+        closed = False
+        sent = 0
+        while not closed and time.monotonic() - started < DRIP_BOUND_SECONDS:
+            try:
+                s.send(command[sent % len(command):][:1])
+                sent += 1
+            except OSError:
+                break  # closed while we were not looking: what it said is read below
+            # Waits for Gatehouse to say something, at most until the next byte is due.
+            while select.select([s], [], [], DRIP_SECONDS)[0]:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                received += chunk
+        waited = time.monotonic() - started
+        # Sent away while still dripping (after it, the idle timer would say the same goodbye).
+        self.assertTrue(closed, f"still open after {waited:.1f} s: {received[-300:]!r}")
+        self.assertIn(goodbye, received.splitlines(keepends=True)[-1], received[-300:])
+        # The client was busy all along: whole commands were answered before the goodbye.
+        self.assertGreaterEqual(received.count(answered), 2, received[-300:])
+        self.assertGreaterEqual(waited, LOGIN_DEADLINE_MS / 1000 * 0.9)
+
+    def test_imap_busy_client_is_sent_away_at_the_login_deadline(self):
+        self.check_drip_ends_at_the_deadline("imap")
+
+    def test_pop3_busy_client_is_sent_away_at_the_login_deadline(self):
+        self.check_drip_ends_at_the_deadline("pop3")
+
+    def test_smtp_busy_client_is_sent_away_at_the_login_deadline(self):
+        self.check_drip_ends_at_the_deadline("submission")
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ TEST_CASE("config: defaults for everything left out", "[config]") {
   CHECK(c.timeouts.shutdown_grace_ms == timeouts.shutdown_grace_ms);
   CHECK(c.timeouts.proxy_header_ms == timeouts.proxy_header_ms);
   CHECK(c.timeouts.auth_failure_delay_ms == 2000);  // Dovecot's auth_failure_delay
+  CHECK(c.timeouts.login_deadline_ms == 180000);    // Dovecot's login timeout
 }
 
 TEST_CASE("config: explicit values are kept", "[config]") {
@@ -143,7 +144,8 @@ TEST_CASE("config: explicit values are kept", "[config]") {
   j["timeouts"] = {{"connect_ms", 250},
                    {"session_idle_ms", 60000},
                    {"proxy_header_ms", 900},
-                   {"auth_failure_delay_ms", 0}};
+                   {"auth_failure_delay_ms", 0},
+                   {"login_deadline_ms", 1500}};
   j["listeners"][0]["name"] = "imap-test";
   Outcome out = parse(j);
   requireValid(out);
@@ -159,6 +161,7 @@ TEST_CASE("config: explicit values are kept", "[config]") {
   CHECK(c.timeouts.session_idle_ms == 60000);
   CHECK(c.timeouts.proxy_header_ms == 900);
   CHECK(c.timeouts.auth_failure_delay_ms == 0);  // 0: no delay
+  CHECK(c.timeouts.login_deadline_ms == 1500);
   CHECK(c.listeners[0].name == "imap-test");
 }
 
