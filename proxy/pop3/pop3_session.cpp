@@ -113,15 +113,13 @@ bool Pop3Session::stlsOffered() const {
 }
 
 void Pop3Session::cmdCapa() {
-  // What Gatehouse does before login, and TOP and UIDL as Dovecot's pop3-login lists them: a
-  // client that asks only once, before login, decides on "leave messages on the server" from this
-  // list. One that asks again after login (RFC 2449 section 5) gets the back-end's list.
-  std::string capa =
-      "+OK Capability list follows.\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\n"
-      "AUTH-RESP-CODE\r\n";
+  // Only what Gatehouse itself does before login, nothing a back-end may lack (TOP and UIDL are
+  // optional in RFC 1939, unlike Dovecot's own list): after login the client asks again (RFC 2449
+  // section 5) and gets the back-end's list through the relay.
+  std::string capa = "+OK Capability list follows.\r\n";
   if (stlsOffered()) capa += "STLS\r\n";
   if (authAllowed()) capa += "USER\r\nSASL PLAIN LOGIN\r\n";
-  capa += "IMPLEMENTATION Gatehouse\r\n.\r\n";
+  capa += "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION Gatehouse\r\n.\r\n";
   reply(capa);
 }
 
