@@ -64,7 +64,7 @@ const std::vector<std::pair<std::string_view, std::string_view>> kLogLevels = {
 // Directory cache bounds: a cached answer keeps an old password working for up to ttl_s, and
 // stale answers outlive a password change by up to stale_max_s, so neither may be unbounded.
 constexpr uint64_t kMaxCacheTtlSeconds = 86400;
-constexpr uint64_t kMaxStaleSeconds = 7 * 86400;
+constexpr uint64_t kMaxStaleSeconds = uint64_t{7} * 86400;
 // Roughly 200 bytes an entry: this bounds the cache at a few GB, past any sensible setting.
 constexpr uint64_t kMaxCacheEntries = 10000000;
 
