@@ -414,7 +414,7 @@ void ProxySession::onRelayEnded(RelaySide side, bool error, std::string_view rea
     relay_->passEnd(RelaySide::Client);  // let the back-end finish (e.g. after LOGOUT)
     return;
   }
-  if (client_ended_ || backendSaidGoodbye()) {
+  if (backendSaidGoodbye() || (client_ended_ && !backendOwesReplies())) {
     finish(std::string_view(), backendSaidGoodbye() ? "logout" : "client_closed");
     return;
   }
@@ -461,7 +461,8 @@ void ProxySession::finish(std::string_view bye, std::string outcome) {
   if (backend_) backend_->close();
   // An injected line must not land inside a back-end response (e.g. in a literal).
   // Nothing goes to a load balancer before its header (on implicit TLS it would be plaintext).
-  bool may_write = !client_ended_ && phase_ != Phase::ProxyHeader &&
+  // A client that ended its side during the relay may have half-closed and still read.
+  bool may_write = (!client_ended_ || phase_ == Phase::Relaying) && phase_ != Phase::ProxyHeader &&
                    (phase_ != Phase::Relaying || atClientLineStart());
   phase_ = Phase::Closing;
   if (may_write && !bye.empty()) reply(bye);

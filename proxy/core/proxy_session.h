@@ -75,6 +75,10 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   virtual bool atClientLineStart() const { return true; }
   // Whether the back-end already said goodbye itself (IMAP BYE, POP3 +OK after QUIT, SMTP 221).
   virtual bool backendSaidGoodbye() const { return false; }
+  // Whether the back-end still owes the client replies (SMTP: commands without their final reply).
+  // Its close is then a loss even after the client has ended its side, which it may only have
+  // half-closed while it waits for them.
+  virtual bool backendOwesReplies() const { return false; }
   // The configured back-ends to log in to, in order, for a user whose home is `home`: the next
   // is tried when one is unavailable. IMAP and POP3: the home only. SMTP: a relay pool.
   virtual std::vector<std::string> backendsFor(const std::string& home) const { return {home}; }

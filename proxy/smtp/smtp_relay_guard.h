@@ -35,6 +35,8 @@ class RelayGuard {
   bool atReplyLineStart() const { return reply_column_ == 0; }
   // The back-end said goodbye itself: a reply line starting with 221 (QUIT) or 421.
   bool backendSaidGoodbye() const { return saw_goodbye_; }
+  // Command lines sent that have not had their final reply (DATA's comes after the content).
+  bool awaitingReplies() const { return outstanding_ > 0; }
   // The verb that was refused, for the log.
   const std::string& refusedVerb() const { return refused_; }
 

@@ -31,6 +31,7 @@ class SmtpSession final : public ProxySession {
   bool onClientBytes(std::string_view data) override;
   bool atClientLineStart() const override { return guard_.atReplyLineStart(); }
   bool backendSaidGoodbye() const override { return guard_.backendSaidGoodbye(); }
+  bool backendOwesReplies() const override { return guard_.awaitingReplies(); }
   std::vector<std::string> backendsFor(const std::string& home) const override;
   unsigned preauthIdleMs() const override;
   unsigned relayIdleMs() const override;

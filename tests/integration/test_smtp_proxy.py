@@ -12,6 +12,7 @@ import email
 import json
 import os
 import smtplib
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -80,10 +81,12 @@ class SmtpLines(harness.LineClient):
 class FakeSmtp(ScriptedServer):
     """A scripted SMTP back-end. It offers XCLIENT (or, with xclient=False, AUTH PLAIN), records
     every line it receives, and with die_after_data=True closes the connection after DATA's 354 and the
-    first content bytes."""
+    first content bytes; with die_at_eof_after_data=True it takes the whole message but, instead of
+    answering its end, waits for the end of the connection from Gatehouse and closes."""
 
-    def __init__(self, xclient=True, die_after_data=False):
+    def __init__(self, xclient=True, die_after_data=False, die_at_eof_after_data=False):
         self.xclient, self.die_after_data = xclient, die_after_data
+        self.die_at_eof_after_data = die_at_eof_after_data
         self.lines = []
         super().__init__()
 
@@ -99,6 +102,9 @@ class FakeSmtp(ScriptedServer):
                     return
                 if line == ".":
                     in_data = False
+                    if self.die_at_eof_after_data:
+                        f.read()  # until Gatehouse passes on the client's end
+                        return
                     conn.sendall(b"250 2.0.0 queued\r\n")
                 continue
             verb = line.split(" ", 1)[0].upper()
@@ -483,6 +489,36 @@ class SmtpProxyTest(unittest.TestCase):
         xclient = [l for l in fake.lines if l.startswith("XCLIENT ")]
         self.assertEqual(xclient, [f"XCLIENT LOGIN={ALICE} ADDR=127.0.0.78 PORT={c.sock.getsockname()[1]} "
                                    "NAME=[UNAVAILABLE] HELO=client.example"])
+
+    def test_backend_lost_after_the_client_half_closed(self):
+        """A client that sends its message, ends its side and waits for the answer: the back-end
+        dies before answering, so the client is told (421), not left with a bare close."""
+        fake = FakeSmtp(die_at_eof_after_data=True)
+        self.addCleanup(fake.stop)
+        g = self.gatehouse([fake.backend_config("A"), self.B.backend_config("B")])
+        c = self.raw("plain", g=g)
+        c.cmd("EHLO client.example")
+        self.assertEqual(c.cmd("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW))[0], 235)
+        self.assertEqual(c.cmd("MAIL FROM:<alice@example.com>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<bob@example.com>")[0], 250)
+        self.assertEqual(c.cmd("DATA")[0], 354)
+        c.send(message("half-closed") + b".\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        lines = c.rest_until_eof()
+        self.assertEqual(lines, ["421 4.4.2 mail.example.test Connection to the mail server lost"])
+        self.assertIn(".", fake.lines)  # the message's end reached the back-end before it died
+
+    def test_client_half_close_after_quit_gets_no_extra_goodbye(self):
+        """The back-end closing because the client ended its side is no loss: nothing is owed."""
+        fake = FakeSmtp()
+        self.addCleanup(fake.stop)
+        g = self.gatehouse([fake.backend_config("A"), self.B.backend_config("B")])
+        c = self.raw("plain", g=g)
+        c.cmd("EHLO client.example")
+        self.assertEqual(c.cmd("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW))[0], 235)
+        c.send(b"NOOP\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertEqual(c.rest_until_eof(), ["250 2.0.0 ok"])
 
     def test_auth_fallback_without_xclient(self):
         fake = FakeSmtp(xclient=False)

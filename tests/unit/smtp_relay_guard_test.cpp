@@ -99,6 +99,24 @@ TEST_CASE("smtp guard: multi-line and intermediate replies are counted right", "
   CHECK_FALSE(authed.fromClient("XCLIENT is text here\r\n"));
 }
 
+TEST_CASE("smtp guard: replies still owed to the client", "[smtp]") {
+  RelayGuard guard;
+  CHECK_FALSE(guard.awaitingReplies());
+  CHECK(guard.fromClient("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"));
+  CHECK(guard.awaitingReplies());
+  guard.fromBackend("250 ok\r\n250-multi\r\n");
+  CHECK(guard.awaitingReplies());  // RCPT's reply is not final yet
+  guard.fromBackend("250 ok\r\n");
+  CHECK_FALSE(guard.awaitingReplies());
+  CHECK(guard.fromClient("DATA\r\n"));
+  guard.fromBackend("354 go\r\n");
+  CHECK(guard.awaitingReplies());  // DATA's final reply comes after the content
+  CHECK(guard.fromClient("Subject: x\r\n\r\nbody\r\n.\r\n"));
+  CHECK(guard.awaitingReplies());
+  guard.fromBackend("250 2.0.0 queued\r\n");
+  CHECK_FALSE(guard.awaitingReplies());
+}
+
 TEST_CASE("smtp guard: reply line starts and goodbyes", "[smtp]") {
   RelayGuard guard;
   CHECK(guard.atReplyLineStart());
