@@ -175,6 +175,15 @@ class SmtpProxyTest(unittest.TestCase):
         self.assertEqual(texts[0], "mail.example.test ESMTP Gatehouse")
         return c
 
+    def logged_in_through(self, fake, **raw_args):
+        """A client logged in as alice through a Gatehouse whose home back-end for her is `fake`."""
+        self.addCleanup(fake.stop)
+        g = self.gatehouse([fake.backend_config("A"), self.B.backend_config("B")])
+        c = self.raw("plain", g=g, **raw_args)
+        c.cmd("EHLO client.example")
+        self.assertEqual(c.cmd("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW))[0], 235)
+        return c
+
     def wait_delivered(self, dovecot, login, subject):
         """The delivered message with `subject` in the user's maildir (parsed), once Postfix wrote it."""
         new = os.path.join(dovecot.maildir(login), "new")
@@ -469,11 +478,7 @@ class SmtpProxyTest(unittest.TestCase):
 
     def test_backend_dies_during_data(self):
         fake = FakeSmtp(die_after_data=True)
-        self.addCleanup(fake.stop)
-        g = self.gatehouse([fake.backend_config("A"), self.B.backend_config("B")])
-        c = self.raw("plain", g=g, source_ip="127.0.0.78")
-        c.cmd("EHLO client.example")
-        self.assertEqual(c.cmd("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW))[0], 235)
+        c = self.logged_in_through(fake, source_ip="127.0.0.78")
         self.assertEqual(c.cmd("MAIL FROM:<alice@example.com>")[0], 250)
         self.assertEqual(c.cmd("RCPT TO:<bob@example.com>")[0], 250)
         self.assertEqual(c.cmd("DATA")[0], 354)
@@ -494,11 +499,7 @@ class SmtpProxyTest(unittest.TestCase):
         """A client that sends its message, ends its side and waits for the answer: the back-end
         dies before answering, so the client is told (421), not left with a bare close."""
         fake = FakeSmtp(die_at_eof_after_data=True)
-        self.addCleanup(fake.stop)
-        g = self.gatehouse([fake.backend_config("A"), self.B.backend_config("B")])
-        c = self.raw("plain", g=g)
-        c.cmd("EHLO client.example")
-        self.assertEqual(c.cmd("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW))[0], 235)
+        c = self.logged_in_through(fake)
         self.assertEqual(c.cmd("MAIL FROM:<alice@example.com>")[0], 250)
         self.assertEqual(c.cmd("RCPT TO:<bob@example.com>")[0], 250)
         self.assertEqual(c.cmd("DATA")[0], 354)
@@ -511,22 +512,14 @@ class SmtpProxyTest(unittest.TestCase):
     def test_client_half_close_after_quit_gets_no_extra_goodbye(self):
         """The back-end closing because the client ended its side is no loss: nothing is owed."""
         fake = FakeSmtp()
-        self.addCleanup(fake.stop)
-        g = self.gatehouse([fake.backend_config("A"), self.B.backend_config("B")])
-        c = self.raw("plain", g=g)
-        c.cmd("EHLO client.example")
-        self.assertEqual(c.cmd("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW))[0], 235)
+        c = self.logged_in_through(fake)
         c.send(b"NOOP\r\n")
         c.sock.shutdown(socket.SHUT_WR)
         self.assertEqual(c.rest_until_eof(), ["250 2.0.0 ok"])
 
     def test_auth_fallback_without_xclient(self):
         fake = FakeSmtp(xclient=False)
-        self.addCleanup(fake.stop)
-        g = self.gatehouse([fake.backend_config("A"), self.B.backend_config("B")])
-        c = self.raw("plain", g=g)
-        c.cmd("EHLO client.example")
-        self.assertEqual(c.cmd("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW))[0], 235)
+        c = self.logged_in_through(fake)
         self.assertEqual(c.cmd("QUIT")[0], 221)
         self.assertIn("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW), fake.lines)
 
