@@ -75,7 +75,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   virtual bool atClientLineStart() const { return true; }
   // Whether the back-end already said goodbye itself (IMAP BYE, POP3 +OK after QUIT, SMTP 221).
   virtual bool backendSaidGoodbye() const { return false; }
-  // Whether the back-end still owes the client replies (SMTP: commands without their final reply).
+  // Whether the back-end still owes the client replies (SMTP, POP3: commands not answered yet).
   // Its close is then a loss even after the client has ended its side, which it may only have
   // half-closed while it waits for them.
   virtual bool backendOwesReplies() const { return false; }

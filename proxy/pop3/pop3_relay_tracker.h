@@ -23,6 +23,10 @@ class RelayTracker {
   bool betweenResponses() const { return !lost_ && backend_ == Backend::ResponseStart; }
   // True once the back-end completed its answer to the client's QUIT.
   bool quitAnswered() const { return quit_answered_; }
+  // True while a client command has not had its whole answer (or the count was lost: then always).
+  bool awaitingResponses() const {
+    return lost_ || pending_head_ < pending_.size() || backend_ != Backend::ResponseStart;
+  }
 
  private:
   enum class Expect : uint8_t { SingleLine, MultiLine, Quit };

@@ -34,6 +34,7 @@ class Pop3Session final : public ProxySession {
   }
   bool atClientLineStart() const override { return tracker_.betweenResponses(); }
   bool backendSaidGoodbye() const override { return tracker_.quitAnswered(); }
+  bool backendOwesReplies() const override { return tracker_.awaitingResponses(); }
 
   void processInput();
   void dispatch(const pop3::Command& command);

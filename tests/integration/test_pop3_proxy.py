@@ -12,6 +12,7 @@ import os
 import poplib
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import time
@@ -124,11 +125,13 @@ class FakePop3(ScriptedServer):
     `answers` {keyword: raw bytes}. It closes right after answering a keyword in `close_after` (a back-end
     that dies). `sessions` holds each connection's commands in order (`commands`: all of them); a command
     is recorded before it is answered. With `xclient_answer` it answers XCLIENT with that line, and only once the
-    next command has arrived: a proxy that waits for the answer before it sends more never gets one."""
+    next command has arrived: a proxy that waits for the answer before it sends more never gets one. A keyword in
+    `unanswered` gets no answer: the back-end waits for the end of the connection and closes (it died)."""
 
     def __init__(self, answers=None, close_after=(), xclient=False, capa=("USER", "RESP-CODES"),
-                 xclient_answer=None):
+                 xclient_answer=None, unanswered=()):
         self.answers = answers or {}
+        self.unanswered = set(unanswered)
         self.xclient_answer = xclient_answer
         self.close_after = set(close_after)
         self.xclient = xclient
@@ -152,6 +155,9 @@ class FakePop3(ScriptedServer):
             line = raw.rstrip(b"\r\n").decode()
             commands.append(line)
             keyword = line.split(" ")[0].upper()
+            if keyword in self.unanswered:
+                conn.makefile("rb").read()  # until Gatehouse passes on the client's end
+                return
             if held is not None:
                 conn.sendall(held)
                 if not held.startswith(b"+OK"):
@@ -623,6 +629,28 @@ class Pop3BackendFailureTest(Pop3TestCase):
         c.ok("STAT")
         c.send(b"RETR 1\r\n")
         self.assertEqual(c.read_until_eof(), [b"+OK 100 octets", b"Subject: cut"])  # nothing appended
+
+    def test_backend_lost_after_the_client_half_closed(self):
+        """A client that sends RETR, ends its side and waits for the message: the back-end dies
+        without answering, so the client is told, not left with a bare close."""
+        fake = FakePop3({"STAT": b"+OK 1 100\r\n"}, unanswered=["RETR"])
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
+        c = self.connect(g)
+        c.login("fay", "fay-pass")
+        c.send(b"STAT\r\nRETR 1\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertEqual(c.read_until_eof(), [b"+OK 1 100", b"-ERR [SYS/TEMP] Connection to the mailbox server lost."])
+
+    def test_client_half_close_with_everything_answered_gets_no_goodbye(self):
+        fake = FakePop3({"STAT": b"+OK 1 100\r\n"})
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
+        c = self.connect(g)
+        c.login("fay", "fay-pass")
+        c.send(b"STAT\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertEqual(c.read_until_eof(), [b"+OK 1 100"])
 
     def test_backend_capabilities_are_asked_once_then_capa_is_skipped(self):
         fake = FakePop3({"STAT": b"+OK 0 0\r\n", "QUIT": b"+OK bye\r\n"}, xclient=True,

@@ -89,6 +89,19 @@ TEST_CASE("pop3 tracker: QUIT answered", "[pop3]") {
   CHECK(t.betweenResponses());
 }
 
+TEST_CASE("pop3 tracker: answers still owed", "[pop3]") {
+  RelayTracker t;
+  CHECK_FALSE(t.awaitingResponses());
+  t.fromClient("STAT\r\nRETR 1\r\n");
+  CHECK(t.awaitingResponses());
+  t.fromBackend("+OK 1 12\r\n+OK 12 octets\r\nline\r\n");
+  CHECK(t.awaitingResponses());  // inside RETR's body
+  t.fromBackend(".\r\n");
+  CHECK_FALSE(t.awaitingResponses());
+  t.fromClient("NOOP");  // a command line not yet complete is not owed an answer
+  CHECK_FALSE(t.awaitingResponses());
+}
+
 TEST_CASE("pop3 tracker: unsolicited lines keep it at a boundary", "[pop3]") {
   checkBoundary("", "-ERR Disconnected for inactivity.\r\n", true);
   // A client that runs far ahead is no longer followed: never at a boundary again.
@@ -99,6 +112,7 @@ TEST_CASE("pop3 tracker: unsolicited lines keep it at a boundary", "[pop3]") {
   CHECK_FALSE(t.betweenResponses());
   t.fromBackend("+OK\r\n");
   CHECK_FALSE(t.betweenResponses());
+  CHECK(t.awaitingResponses());  // not followed: a close is always taken as a loss
 }
 
 TEST_CASE("pop3 tracker: a 2 MB body in odd pieces", "[pop3]") {
