@@ -559,6 +559,14 @@ class Pop3BackendTlsTest(Pop3TestCase):
 class Pop3BackendFailureTest(Pop3TestCase):
     """Back-ends that are down, never greet, hold the mailbox locked, or die mid-session."""
 
+    def fay_logged_in(self, fake):
+        """A client logged in as fay, whose home back-end is `fake`."""
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
+        c = self.connect(g)
+        c.login("fay", "fay-pass")
+        return c
+
     def test_backend_down_gives_sys_temp_quickly(self):
         down = {"name": "down", "address": "127.0.0.1", "ports": {"pop3": closed_port()}, "tls": "none"}
         g = self.new_gatehouse([down], [user("u-down", "pw-down", "down", protocols=["pop3"])])
@@ -621,10 +629,7 @@ class Pop3BackendFailureTest(Pop3TestCase):
     def test_backend_lost_inside_a_multiline_answer_closes_without_injecting(self):
         fake = FakePop3({"STAT": b"+OK 1 100\r\n", "RETR": b"+OK 100 octets\r\nSubject: cut\r\n"},
                         close_after=["RETR"])
-        self.addCleanup(fake.stop)
-        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
-        c = self.connect(g)
-        c.login("fay", "fay-pass")
+        c = self.fay_logged_in(fake)
         self.assertEqual(fake.commands[-2:], ["USER fay", "PASS fay-pass"])  # no SASL PLAIN: USER/PASS
         c.ok("STAT")
         c.send(b"RETR 1\r\n")
@@ -634,20 +639,14 @@ class Pop3BackendFailureTest(Pop3TestCase):
         """A client that sends RETR, ends its side and waits for the message: the back-end dies
         without answering, so the client is told, not left with a bare close."""
         fake = FakePop3({"STAT": b"+OK 1 100\r\n"}, unanswered=["RETR"])
-        self.addCleanup(fake.stop)
-        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
-        c = self.connect(g)
-        c.login("fay", "fay-pass")
+        c = self.fay_logged_in(fake)
         c.send(b"STAT\r\nRETR 1\r\n")
         c.sock.shutdown(socket.SHUT_WR)
         self.assertEqual(c.read_until_eof(), [b"+OK 1 100", b"-ERR [SYS/TEMP] Connection to the mailbox server lost."])
 
     def test_client_half_close_with_everything_answered_gets_no_goodbye(self):
         fake = FakePop3({"STAT": b"+OK 1 100\r\n"})
-        self.addCleanup(fake.stop)
-        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
-        c = self.connect(g)
-        c.login("fay", "fay-pass")
+        c = self.fay_logged_in(fake)
         c.send(b"STAT\r\n")
         c.sock.shutdown(socket.SHUT_WR)
         self.assertEqual(c.read_until_eof(), [b"+OK 1 100"])
