@@ -29,9 +29,7 @@ std::string idCommand(const BackendLoginRequest& r) {
 // Whether a response code (or an untagged data line) starts with `keyword`, as servers may
 // send keywords in any case (RFC 3501 section 9: "case-insensitive").
 bool startsWithKeyword(std::string_view text, std::string_view keyword) {
-  if (text.size() < keyword.size() ||
-      !asciiEqualsIgnoreCase(text.substr(0, keyword.size()), keyword))
-    return false;
+  if (!asciiStartsWithIgnoreCase(text, keyword)) return false;
   return text.size() == keyword.size() || text[keyword.size()] == ' ';
 }
 

@@ -132,8 +132,7 @@ void ResponseScanner::feed(std::string_view data) {
 }
 
 void ResponseScanner::endOfLine() {
-  if (head_.size() >= 6 && asciiEqualsIgnoreCase(std::string_view(head_).substr(0, 6), "* BYE "))
-    saw_bye_ = true;
+  if (asciiStartsWithIgnoreCase(head_, "* BYE ")) saw_bye_ = true;
   auto literal = trailingLiteralSize(tail_);
   head_.clear();
   tail_.clear();

@@ -34,4 +34,9 @@ constexpr bool asciiEqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+constexpr bool asciiStartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() &&
+         asciiEqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
+}
+
 }  // namespace gatehouse

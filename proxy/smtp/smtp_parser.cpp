@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "proxy/core/ascii.h"
+
 namespace gatehouse::smtp {
 namespace {
 
@@ -140,10 +142,7 @@ std::optional<uint64_t> bdatChunkSize(std::string_view args) {
     size_t blanks = 0;
     while (blanks < rest.size() && (rest[blanks] == ' ' || rest[blanks] == '\t')) ++blanks;
     rest.remove_prefix(blanks);
-    if (blanks == 0 || rest.size() != 4) return std::nullopt;
-    for (size_t i = 0; i < 4; ++i) {
-      if ((rest[i] & ~0x20) != "LAST"[i]) return std::nullopt;
-    }
+    if (blanks == 0 || !asciiEqualsIgnoreCase(rest, "LAST")) return std::nullopt;
   }
   uint64_t size = 0;
   for (size_t i = 0; i < digits; ++i) size = size * 10 + static_cast<uint64_t>(args[i] - '0');

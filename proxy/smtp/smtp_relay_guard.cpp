@@ -19,14 +19,6 @@ bool isBlank(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-bool startsWithNoCase(std::string_view text, std::string_view prefix) {
-  if (text.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (asciiUpper(text[i]) != prefix[i]) return false;
-  }
-  return true;
-}
-
 std::string_view trimEnd(std::string_view s) {
   while (!s.empty() && isBlank(s.back())) s.remove_suffix(1);
   return s;
@@ -70,7 +62,7 @@ bool RelayGuard::fromClient(std::string_view data) {
 
 bool RelayGuard::checkVerb() {
   for (std::string_view verb : kRefusedVerbs) {
-    if (line_.size() == verb.size() && startsWithNoCase(line_, verb)) {
+    if (asciiEqualsIgnoreCase(line_, verb)) {
       refused_ = std::string(verb);
       return false;
     }
@@ -84,7 +76,7 @@ void RelayGuard::clientLineEnd() {
   } else {
     ++outstanding_;
     std::string_view line = trimEnd(line_);
-    last_was_data_ = line.size() == 4 && startsWithNoCase(line, "DATA");
+    last_was_data_ = asciiEqualsIgnoreCase(line, "DATA");
   }
   line_.clear();
   line_length_ = 0;
