@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/imap/imap_line_follower.h"
+
 namespace gatehouse::imap {
 
 enum class ResponseKind { Untagged, Tagged, Continuation };
@@ -29,26 +31,19 @@ std::optional<Response> parseResponseLine(std::string_view line);
 std::vector<std::string_view> splitCapabilities(std::string_view list);
 bool hasCapability(const std::vector<std::string_view>& caps, std::string_view name);
 
-// Follows a server's output as it is relayed: where lines start and end and which bytes are
-// literal payload, so that the proxy knows whether it may inject a line and whether the server
-// already said BYE. Looks at every byte outside literals; literal payloads are skipped in bulk.
+// Follows a server's output as it is relayed: whether the proxy may inject a line now, whether
+// the server already said BYE, and how many commands it has answered (tagged responses).
 class ResponseScanner {
  public:
   void feed(std::string_view data);
-  bool atLineStart() const { return literal_left_ == 0 && line_len_ == 0; }
+  bool atLineStart() const { return lines_.atLineStart(); }
   bool sawBye() const { return saw_bye_; }
+  uint64_t taggedResponses() const { return tagged_; }
 
  private:
-  void endOfLine();
-
-  uint64_t literal_left_ = 0;
-  uint64_t line_len_ = 0;
-  std::string head_;  // first bytes of the current line (to spot "* BYE")
-  std::string tail_;  // last bytes before the line end (to spot "{123}")
+  LineFollower lines_;
+  uint64_t tagged_ = 0;
   bool saw_bye_ = false;
 };
-
-// The size announced by a line that ends in "{n}" or "{n+}" (before CRLF), if any.
-std::optional<uint64_t> trailingLiteralSize(std::string_view line);
 
 }  // namespace gatehouse::imap

@@ -9,6 +9,7 @@
 #include "backends/imap_response.h"
 #include "proxy/core/proxy_session.h"
 #include "proxy/core/sasl_server.h"
+#include "proxy/imap/imap_command_counter.h"
 #include "proxy/imap/imap_parser.h"
 
 namespace gatehouse {
@@ -30,6 +31,14 @@ class ImapSession final : public ProxySession {
   void onBackendBytes(std::string_view data) override { scanner_.feed(data); }
   bool atClientLineStart() const override { return scanner_.atLineStart(); }
   bool backendSaidGoodbye() const override { return scanner_.sawBye(); }
+  bool onClientBytes(std::string_view data) override {
+    commands_.feed(data);
+    return true;
+  }
+  // A client that ended its side may still wait for answers: the back-end's close is then a loss.
+  bool backendOwesReplies() const override {
+    return commands_.commands() > scanner_.taggedResponses();
+  }
 
   void processInput();
   void dispatch(const imap::Command& command);
@@ -47,6 +56,7 @@ class ImapSession final : public ProxySession {
 
   std::unique_ptr<imap::CommandParser> parser_;  // released once the relay starts
   imap::ResponseScanner scanner_;
+  imap::CommandCounter commands_;
   std::string auth_tag_;
 };
 

@@ -1,10 +1,12 @@
-// libFuzzer: back-end output must never crash the response parser or the relay's scanner, and
-// the scanner's verdict must not depend on how the bytes were split into reads.
+// libFuzzer: back-end output must never crash the response parser or the relay's scanners, and
+// the scanners' verdicts (response side, command side) must not depend on how the bytes were
+// split into reads.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "backends/imap_response.h"
+#include "proxy/imap/imap_command_counter.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -25,6 +27,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t cut = size > 0 ? data[0] % (size + 1) : 0;
   split.feed(input.substr(0, cut));
   split.feed(input.substr(cut));
-  if (whole.atLineStart() != split.atLineStart() || whole.sawBye() != split.sawBye()) abort();
+  if (whole.atLineStart() != split.atLineStart() || whole.sawBye() != split.sawBye() ||
+      whole.taggedResponses() != split.taggedResponses()) {
+    abort();
+  }
+  gatehouse::imap::CommandCounter commands_whole;
+  commands_whole.feed(input);
+  gatehouse::imap::CommandCounter commands_split;
+  commands_split.feed(input.substr(0, cut));
+  commands_split.feed(input.substr(cut));
+  if (commands_whole.commands() != commands_split.commands()) abort();
   return 0;
 }

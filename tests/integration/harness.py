@@ -1079,6 +1079,58 @@ class ScriptedServer:
         self._thread.join(timeout=5)
 
 
+class FakeImap(ScriptedServer):
+    """A scripted IMAP back-end. It greets with `greeting`, answers CAPABILITY with `capabilities`,
+    ID with OK, LOGIN and AUTHENTICATE PLAIN (initial response or continuation) with `login_answer`
+    ("{tag}" replaced by the command's tag), LOGOUT with BYE, anything else with OK. A command whose
+    verb is in `unanswered` gets no answer: the back-end waits for the end of the connection and
+    closes (it died). `commands` holds every line received (SASL responses included), in order."""
+
+    def __init__(self, greeting, capabilities, login_answer, unanswered=()):
+        self.greeting = greeting
+        self.capabilities = capabilities
+        self.login_answer = login_answer
+        self.unanswered = set(unanswered)
+        self.commands = []
+        super().__init__()
+
+    def backend_config(self, name):
+        return {"name": name, "address": "127.0.0.1", "ports": {"imap": self.port}, "tls": "none"}
+
+    def serve(self, conn):
+        conn.sendall(self.greeting)
+        pending_sasl_tag = None
+        for raw in conn.makefile("rb"):
+            line = raw.rstrip(b"\r\n").decode()
+            self.commands.append(line)
+            if pending_sasl_tag is not None:
+                conn.sendall(self.login_answer.replace(b"{tag}", pending_sasl_tag))
+                pending_sasl_tag = None
+                continue
+            tag, _, rest = line.partition(" ")
+            verb = rest.split(" ")[0].upper()
+            if verb in self.unanswered:
+                conn.makefile("rb").read()  # until Gatehouse passes on the client's end
+                return
+            if verb == "CAPABILITY":
+                conn.sendall(self.capabilities + tag.encode() + b" OK done\r\n")
+            elif verb == "ID":
+                conn.sendall(b"* ID NIL\r\n" + tag.encode() + b" OK ID done\r\n")
+            elif verb == "LOGIN" or (verb == "AUTHENTICATE" and len(rest.split(" ")) == 3):
+                conn.sendall(self.login_answer.replace(b"{tag}", tag.encode()))
+            elif verb == "AUTHENTICATE":
+                pending_sasl_tag = tag.encode()
+                conn.sendall(b"+ \r\n")
+            elif verb == "LOGOUT":
+                conn.sendall(b"* BYE bye\r\n" + tag.encode() + b" OK done\r\n")
+                return
+            else:
+                conn.sendall(tag.encode() + b" OK done\r\n")
+
+    def verbs(self):
+        return [c.partition(" ")[2].split(" ")[0].upper() for c in self.commands]
+
+
 class FakeBackend:
     """A TCP server on ip:0 in a thread. mode:
     "silent"      accepts and never sends anything (a hung back-end);

@@ -6,51 +6,7 @@ for the user. A scripted back-end, because a real one cannot be made to show eac
 import base64
 import unittest
 
-from harness import Gatehouse, ScriptedServer, listener, user
-
-
-class FakeImap(ScriptedServer):
-    """A scripted IMAP back-end. It greets with `greeting`, answers CAPABILITY with `capabilities`,
-    ID with OK, LOGIN and AUTHENTICATE PLAIN (initial response or continuation) with `login_answer`
-    ("{tag}" replaced by the command's tag). `commands` holds every line received (SASL responses
-    included), in order."""
-
-    def __init__(self, greeting, capabilities, login_answer):
-        self.greeting = greeting
-        self.capabilities = capabilities
-        self.login_answer = login_answer
-        self.commands = []
-        super().__init__()
-
-    def serve(self, conn):
-        conn.sendall(self.greeting)
-        pending_sasl_tag = None
-        for raw in conn.makefile("rb"):
-            line = raw.rstrip(b"\r\n").decode()
-            self.commands.append(line)
-            if pending_sasl_tag is not None:
-                conn.sendall(self.login_answer.replace(b"{tag}", pending_sasl_tag))
-                pending_sasl_tag = None
-                continue
-            tag, _, rest = line.partition(" ")
-            verb = rest.split(" ")[0].upper()
-            if verb == "CAPABILITY":
-                conn.sendall(self.capabilities + tag.encode() + b" OK done\r\n")
-            elif verb == "ID":
-                conn.sendall(b"* ID NIL\r\n" + tag.encode() + b" OK ID done\r\n")
-            elif verb == "LOGIN" or (verb == "AUTHENTICATE" and len(rest.split(" ")) == 3):
-                conn.sendall(self.login_answer.replace(b"{tag}", tag.encode()))
-            elif verb == "AUTHENTICATE":
-                pending_sasl_tag = tag.encode()
-                conn.sendall(b"+ \r\n")
-            elif verb == "LOGOUT":
-                conn.sendall(b"* BYE bye\r\n" + tag.encode() + b" OK done\r\n")
-                return
-            else:
-                conn.sendall(tag.encode() + b" OK done\r\n")
-
-    def verbs(self):
-        return [c.partition(" ")[2].split(" ")[0].upper() for c in self.commands]
+from harness import FakeImap, Gatehouse, listener, user
 
 
 PLAIN_IR = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"

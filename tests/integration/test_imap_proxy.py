@@ -23,7 +23,7 @@ import unittest
 import uuid
 
 import harness
-from harness import (IO_TIMEOUT, Dovecot, FakeBackend, GatedForwarder, Gatehouse, ImapClient, Literal, client_tls_context,
+from harness import (IO_TIMEOUT, Dovecot, FakeBackend, FakeImap, GatedForwarder, Gatehouse, ImapClient, Literal, client_tls_context,
                      closed_port, listener, make_message, plain_sasl, unread_bytes, untagged_capabilities, user,
                      wait_for)
 
@@ -344,6 +344,20 @@ class ImapProxyTest(GatehouseTestCase):
         _, tagged = c.read_until_tagged("i")
         self.assertTrue(tagged.startswith(b"i OK"), tagged)
 
+    def test_client_half_close_with_everything_answered_gets_no_goodbye(self):
+        """Dovecot answers every command, then closes at the client's end: that close loses nothing, so
+        nothing is added. The APPEND's literal holds what looks like commands, and IDLE ends with DONE:
+        neither counts as a command still owed an answer."""
+        c = self.login_alice()
+        box = f"half-close-{uuid.uuid4().hex[:8]}".encode()
+        c.send(b"c CREATE " + box + b"\r\na APPEND " + box + b" {16+}\r\nx NOOP\r\ny NOOP\r\n\r\n"
+               b"i IDLE\r\nDONE\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        lines = c.read_until_eof()
+        self.assertEqual([l.split(b" ")[:2] for l in lines if not l.startswith((b"*", b"+"))],
+                         [[b"c", b"OK"], [b"a", b"OK"], [b"i", b"OK"]], lines)
+        self.assertFalse([l for l in lines if l.startswith(b"* BYE")], lines)
+
     def test_pipelined_commands_answered_in_order(self):
         with self.connect(self.g) as c:
             c.send(f"a CAPABILITY\r\nb LOGIN alice {ALICE_PW}\r\nc SELECT INBOX\r\n".encode())
@@ -613,6 +627,20 @@ class BackendFailureTest(GatehouseTestCase):
             lines = c.read_until_eof(10)
         self.assertTrue(lines, "silent close: no BYE")
         self.assertTrue(lines[-1].startswith(b"* BYE [UNAVAILABLE]"), lines)
+
+    def test_backend_lost_after_the_client_half_closed(self):
+        """A client that sends its commands, ends its side and waits for the answers: the back-end dies
+        owing one, so the client is told, not left with a bare close."""
+        fake = FakeImap(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n", b"",
+                        b"{tag} OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n", unanswered=["SELECT"])
+        self.addCleanup(fake.stop)
+        g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F")])
+        c = self.connect(g)
+        self.addCleanup(c.close)
+        c.login("fay", "fay-pass")
+        c.send(b"n NOOP\r\ns SELECT INBOX\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertEqual(c.read_until_eof(), [b"n OK done", b"* BYE [UNAVAILABLE] Connection to the mailbox server lost."])
 
 
     def test_backend_without_sasl_ir_gets_login_with_quoted_strings_and_literals(self):
