@@ -123,8 +123,6 @@ std::string Server::prepare() {
 }
 
 int Server::run() {
-  for (auto& w : workers_) w->startThread();
-
   uv_loop_t loop;
   uv_loop_init(&loop);
   struct SignalState {
@@ -162,6 +160,9 @@ int Server::run() {
                     "to this one"}});
       },
       SIGHUP);
+  // Only now: a client served before the handlers were in place could see the process killed by
+  // a signal's default action (a SIGHUP right after its greeting did, under load).
+  for (auto& w : workers_) w->startThread();
   uv_run(&loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop);
 
