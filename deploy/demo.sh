@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${GATEHOUSE_DEMO_STATE:-/tmp/gatehouse-demo}
 PACKAGES=(cmake g++ pkg-config libuv1-dev android-libboringssl-dev libldap-dev nlohmann-json3-dev catch2
-          libhttp-parser-dev dovecot-imapd dovecot-pop3d slapd ldap-utils postfix swaks libnet-ssleay-perl openssl
+          dovecot-imapd dovecot-pop3d slapd ldap-utils postfix swaks libnet-ssleay-perl openssl
           curl python3)
 
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (it installs packages and runs Dovecot)" >&2; exit 1; }

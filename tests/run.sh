@@ -11,7 +11,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 JOBS=2
 PACKAGES=(cmake g++ pkg-config libuv1-dev android-libboringssl-dev libldap-dev nlohmann-json3-dev catch2
-          libhttp-parser-dev dovecot-imapd dovecot-pop3d slapd ldap-utils postfix swaks libnet-ssleay-perl openssl
+          dovecot-imapd dovecot-pop3d slapd ldap-utils postfix swaks libnet-ssleay-perl openssl
           curl python3
           clang libclang-rt-14-dev iproute2 haproxy)
 # Services a Debian package starts on installation; the tests start their own instances on ephemeral ports.
