@@ -1041,16 +1041,20 @@ def unread_bytes(port, peer_port):
 
 
 class ScriptedServer:
-    """A TCP server on 127.0.0.1:0 for scripted back-ends: each accepted connection is passed to
-    `serve(conn)` in a thread of its own and closed afterwards; a peer that goes away ends it quietly."""
+    """A TCP server on ip:0 (127.0.0.1 by default) for scripted back-ends: each accepted connection is
+    passed to `serve(conn)` in a thread of its own and closed afterwards; a peer that goes away ends it
+    quietly. `stopping` is set by stop(): a serve() that holds its connection open waits on it."""
 
-    def __init__(self):
+    def __init__(self, ip="127.0.0.1"):
+        self.ip = ip
+        self.stopping = threading.Event()
         self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(8)
+        self._sock.bind((ip, 0))
+        self._sock.listen(64)
         self.port = self._sock.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
+        _register(self)
 
     def serve(self, conn):
         raise NotImplementedError
@@ -1071,12 +1075,16 @@ class ScriptedServer:
                 pass
 
     def stop(self):
+        self.stopping.set()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
         except OSError:
             pass
         self._sock.close()
         self._thread.join(timeout=5)
+        _unregister(self)
+
+    kill = stop
 
 
 class FakeImap(ScriptedServer):
@@ -1131,8 +1139,8 @@ class FakeImap(ScriptedServer):
         return [c.partition(" ")[2].split(" ")[0].upper() for c in self.commands]
 
 
-class FakeBackend:
-    """A TCP server on ip:0 in a thread. mode:
+class FakeBackend(ScriptedServer):
+    """A back-end that misbehaves from the start. mode:
     "silent"      accepts and never sends anything (a hung back-end);
     "greet_close" sends an IMAP greeting, then closes;
     "close"       accepts and closes at once.
@@ -1143,54 +1151,20 @@ class FakeBackend:
         if mode not in ("silent", "greet_close", "close"):
             raise ValueError(mode)
         self.mode = mode
-        self.ip = ip
         self.connections = 0
-        self._held = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((ip, 0))
-        self._sock.listen(64)
-        self._sock.settimeout(0.05)
-        self.port = self._sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, name=f"FakeBackend-{mode}", daemon=True)
-        self._thread.start()
-        _register(self)
+        super().__init__(ip)
 
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            try:
-                if self.mode == "silent":
-                    self._held.append(conn)
-                    continue
-                if self.mode == "greet_close":
-                    conn.sendall(b"* OK [CAPABILITY IMAP4rev1] fake back-end ready\r\n")
-                conn.close()
-            except OSError:
-                conn.close()
+    def serve(self, conn):
+        with self._lock:
+            self.connections += 1
+        if self.mode == "silent":
+            self.stopping.wait()  # holds the connection open until the test ends
+        elif self.mode == "greet_close":
+            conn.sendall(b"* OK [CAPABILITY IMAP4rev1] fake back-end ready\r\n")
 
     def backend_config(self, name):
         return {"name": name, "address": self.ip, "ports": {"imap": self.port, "pop3": self.port}, "tls": "none"}
 
     def wait_connections(self, n, timeout=IO_TIMEOUT):
         return wait_for(lambda: self.connections >= n, timeout, f"{n} connection(s) to fake back-end")
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
-        for c in self._held:
-            c.close()
-        self._held.clear()
-        _unregister(self)
-
-    kill = stop
