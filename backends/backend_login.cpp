@@ -111,8 +111,15 @@ void BackendLogin::onRead(std::string_view data) {
     std::string line = std::move(line_);
     line_.clear();
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    const bool was_tls = tls_active_;
     onLine(line);
     if (!*alive || !done_) return;  // failed; `done` may have destroyed this object
+    if (tls_active_ && !was_tls && !data.empty()) {
+      // Sent in plaintext behind the go-ahead: whoever wrote it, it must not count as the TLS
+      // server's (RFC 3207 4.2, RFC 2595 3.1; CVE-2011-0411 seen from the client side).
+      fail(BackendFailure::Unavailable, "back-end sent plaintext after its STARTTLS answer");
+      return;
+    }
   }
   if (!succeeded_) return;
   BackendLoginResult result;

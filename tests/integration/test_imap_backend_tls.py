@@ -5,9 +5,11 @@ to reach it three ways: STARTTLS and implicit TLS with the right name (logins wo
 the certificate does not carry (verification fails: the client gets NO [UNAVAILABLE], never a login).
 """
 
+import ssl
+import tempfile
 import unittest
 
-from harness import Dovecot, Gatehouse, closed_port, listener, user
+from harness import Dovecot, Gatehouse, ScriptedServer, closed_port, listener, make_cert, user
 
 PW = "tls-user-pass"
 
@@ -94,6 +96,53 @@ class ConnectionLimitTest(unittest.TestCase):
         self.g.wait_log(lambda l: l.get("msg") == "session end" and l.get("outcome") != "connection_limit",
                         what="first session ended")
         self.greeted()  # the slot is free again
+
+
+class StartTlsInjector(ScriptedServer):
+    """A back-end (or a man in the middle) that says OK to STARTTLS and, in the same write, adds
+    plaintext lines that would complete the login: a capability list and a tagged OK for LOGIN and
+    AUTHENTICATE. Then it does a real TLS handshake and records what arrives inside TLS."""
+
+    INJECTED = (b"* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR\r\nC OK injected\r\n"
+                b"L OK [CAPABILITY IMAP4rev1 INJECTED] injected login\r\n")
+
+    def __init__(self, cert, key):
+        self.cert, self.key = cert, key
+        self.over_tls = []
+        super().__init__()
+
+    def serve(self, conn):
+        conn.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n")
+        tag = conn.makefile("rb").readline().split(b" ")[0]
+        conn.sendall(tag + b" OK Begin TLS negotiation now.\r\n" + self.INJECTED)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, self.key)
+        tls = ctx.wrap_socket(conn, server_side=True)
+        for raw in tls.makefile("rb"):
+            self.over_tls.append(raw)
+            tls.sendall(raw.split(b" ")[0] + b" NO refused\r\n")
+
+
+class BackendStartTlsInjectionTest(unittest.TestCase):
+    def test_plaintext_behind_the_starttls_answer_fails_the_login(self):
+        tmp = tempfile.mkdtemp(prefix="gh-inject-")
+        cert, key = make_cert(tmp, cn="fake.example.test", names=("fake.example.test",))
+        fake = StartTlsInjector(cert, key)
+        self.addCleanup(fake.stop)
+        backend = {"name": "F", "address": "127.0.0.1", "ports": {"imap": fake.port}, "tls": "starttls",
+                   "ca_file": cert, "server_name": "fake.example.test"}
+        g = Gatehouse({"listeners": [listener("plain", tls="none", require_tls_for_auth=False)],
+                       "backends": [backend]}, users=[user("fay", PW, "F")])
+        self.addCleanup(g.cleanup)
+        g.start()
+        c = g.client("plain")
+        self.addCleanup(c.close)
+        c.greeting()
+        _, tagged = c.exchange(f"a LOGIN fay {PW}\r\n".encode(), "a")
+        # Not the injected OK: a temporary failure, and no credentials were sent on.
+        self.assertTrue(tagged.startswith(b"a NO [UNAVAILABLE]"), tagged)
+        self.assertFalse([l for l in fake.over_tls if b"LOGIN" in l.upper() or b"AUTHENTICATE" in l.upper()],
+                         fake.over_tls)
 
 
 if __name__ == "__main__":
