@@ -38,16 +38,13 @@ bool RelayGuard::fromClient(std::string_view data) {
       line_.push_back(c);
       if (mode_ == Mode::Command && !checkVerb()) return false;
     }
-    // A lone "." ends DATA: blanks around it are allowed here, more than the back-end allows, so
-    // the guard never believes it is still in message content when the back-end is not.
+    // A "." at the very start of a line ends DATA (RFC 5321 4.1.1.4; a line " ." is content, to
+    // the back-end too). Blanks after it are allowed here, more than the back-end may allow: the
+    // guard never believes it is still in message content when the back-end is not.
     for (size_t i = 0; i < part.size() && dot_ != Dot::No; ++i) {
       char c = part[i];
       if (dot_ == Dot::Start) {
-        if (c == '.') {
-          dot_ = Dot::Seen;
-        } else if (!isBlank(c)) {
-          dot_ = Dot::No;
-        }
+        dot_ = c == '.' ? Dot::Seen : Dot::No;
       } else if (!isBlank(c)) {
         dot_ = Dot::No;
       }

@@ -42,7 +42,7 @@ class RelayGuard {
 
  private:
   enum class Mode { Command, Data };
-  enum class Dot { Start, Seen, No };  // the line so far: blanks only / blanks "." blanks / other
+  enum class Dot { Start, Seen, No };  // the line so far: empty / "." blanks / other
 
   void clientLineEnd();
   bool checkVerb();

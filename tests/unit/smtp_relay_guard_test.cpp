@@ -51,12 +51,27 @@ TEST_CASE("smtp guard: content after a certain 354 is not checked", "[smtp]") {
   CHECK_FALSE(guard.fromClient("XCLIENT LOGIN=bob\r\n"));  // a command again
 }
 
-TEST_CASE("smtp guard: a lone dot with bare LF or blanks ends content early", "[smtp]") {
+TEST_CASE("smtp guard: a dot with bare LF or trailing blanks ends content early", "[smtp]") {
   RelayGuard guard;
   CHECK(guard.fromClient("DATA\r\n"));
   guard.fromBackend("354 go\r\n");
-  CHECK(guard.fromClient("text\n .\r\r\n"));
+  CHECK(guard.fromClient("text\n.\r\r\n"));
   CHECK_FALSE(guard.fromClient("XCLIENT LOGIN=bob\r\n"));
+}
+
+TEST_CASE("smtp guard: a blank before the dot keeps the line content", "[smtp]") {
+  RelayGuard guard;
+  CHECK(guard.fromClient("DATA\r\n"));
+  guard.fromBackend("354 go\r\n");
+  // As Postfix reads it: " ." is a content line, and so is what follows it.
+  CHECK(guard.fromClient("text\r\n .\r\nSTARTTLS is a verb\r\n.\r\n"));
+  guard.fromBackend("250 2.0.0 Ok: queued\r\n");
+  // In step with the back-end: the next message's content is skipped too.
+  CHECK(guard.fromClient("DATA\r\n"));
+  guard.fromBackend("354 go\r\n");
+  CHECK(guard.fromClient("Starttls, again\r\n.\r\n"));
+  guard.fromBackend("250 2.0.0 Ok: queued\r\n");
+  CHECK_FALSE(guard.fromClient("STARTTLS\r\n"));
 }
 
 TEST_CASE("smtp guard: pipelined content before 354 stays checked", "[smtp]") {
