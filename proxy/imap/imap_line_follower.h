@@ -19,7 +19,7 @@ struct LineStart {
 
 class LineFollower {
  public:
-  static constexpr size_t kHeadBytes = 8;
+  static constexpr size_t kHeadBytes = 24;  // a tag and a verb
 
   // Follows `data`, calling on_line(const LineStart&) as each line ends.
   template <typename OnLine>

@@ -37,7 +37,7 @@ class ImapSession final : public ProxySession {
   }
   // A client that ended its side may still wait for answers: the back-end's close is then a loss.
   bool backendOwesReplies() const override {
-    return commands_.commands() > scanner_.taggedResponses();
+    return commands_.awaitedAnswers() > scanner_.taggedResponses();
   }
 
   void processInput();

@@ -358,6 +358,16 @@ class ImapProxyTest(GatehouseTestCase):
                          [[b"c", b"OK"], [b"a", b"OK"], [b"i", b"OK"]], lines)
         self.assertFalse([l for l in lines if l.startswith(b"* BYE")], lines)
 
+    def test_client_half_close_during_idle_gets_no_goodbye(self):
+        """An IDLE the client ends by closing its side: Dovecot closes without a word, and that is no loss."""
+        c = self.login_alice()
+        c.ok("s", "SELECT INBOX")
+        c.send(b"i IDLE\r\n")
+        self.assertTrue(c.read_line().startswith(b"+"))
+        c.sock.shutdown(socket.SHUT_WR)
+        lines = c.read_until_eof()
+        self.assertFalse([l for l in lines if l.startswith(b"* BYE")], lines)
+
     def test_pipelined_commands_answered_in_order(self):
         with self.connect(self.g) as c:
             c.send(f"a CAPABILITY\r\nb LOGIN alice {ALICE_PW}\r\nc SELECT INBOX\r\n".encode())

@@ -44,6 +44,21 @@ TEST_CASE("imap command counter: DONE and SASL lines are not commands", "[imap_c
   checkCount("\r\n\r\n", 0);
 }
 
+TEST_CASE("imap command counter: an open IDLE awaits no answer", "[imap_command_counter]") {
+  auto awaited = [](std::string_view input) {
+    CommandCounter c;
+    c.feed(input);
+    return c.awaitedAnswers();
+  };
+  CHECK(awaited("a SELECT INBOX\r\ni IDLE\r\n") == 1);
+  CHECK(awaited("a SELECT INBOX\r\ni idle\r") == 1);  // not complete: not a command yet
+  CHECK(awaited("a SELECT INBOX\r\ni idle\r\n") == 1);
+  CHECK(awaited("i IDLE\r\nDONE\r\n") == 1);  // ended: its OK is awaited
+  CHECK(awaited("i IDLE\r\nDONE\r\nn NOOP\r\n") == 2);
+  CHECK(awaited("i IDLER\r\n") == 1);
+  CHECK(awaited("a000000000000000001 IDLE\r\n") == 0);
+}
+
 TEST_CASE("imap line follower: trailing literal sizes", "[imap_command_counter]") {
   CHECK(trailingLiteralSize("* 1 FETCH (BODY[] {123}") == 123u);
   CHECK(trailingLiteralSize("* 1 FETCH (BODY[] {0}\r") == 0u);
