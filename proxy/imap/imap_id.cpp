@@ -11,7 +11,7 @@ constexpr size_t kMaxValue = 1024;
 
 bool isValidIdArgument(const std::vector<Token>& args) {
   if (args.size() == 1 && args[0].kind == TokenKind::Nil) return true;
-  if (args.size() < 4 || args.front().kind != TokenKind::ListStart ||
+  if (args.size() < 2 || args.front().kind != TokenKind::ListStart ||
       args.back().kind != TokenKind::ListEnd) {
     return false;
   }
