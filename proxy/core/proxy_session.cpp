@@ -237,6 +237,9 @@ void ProxySession::onSaslStep(SaslServer::Step step) {
 void ProxySession::authenticate(std::string login, Secret password) {
   user_ = login;
   phase_ = Phase::Authenticating;
+  // The client now waits for us, it is not idle: the directory and back-end steps have timeouts
+  // of their own, each ending in an answer. The pre-login timer starts again after a failure.
+  timer_.stop();
   flush();
   // Nothing with a NUL or without a password reaches the directory or a back-end.
   if (login.empty() || login.find('\0') != std::string::npos || password.empty() ||
@@ -342,10 +345,7 @@ void ProxySession::loginFailed(LoginFailure failure) {
   }
   // As Dovecot's auth_failure_delay: a password guesser gets one answer per delay and
   // connection, not thousands a second. What the client sends meanwhile stays held.
-  timer_.start(delay, [this, failure] {
-    armPreauthTimer();
-    answerLoginFailure(failure);
-  });
+  timer_.start(delay, [this, failure] { answerLoginFailure(failure); });
 }
 
 void ProxySession::answerLoginFailure(LoginFailure failure) {
@@ -354,6 +354,7 @@ void ProxySession::answerLoginFailure(LoginFailure failure) {
   if (!*alive || ending()) return;
   if (failure == LoginFailure::Denied && !countAuthFailure()) return;
   phase_ = Phase::PreAuth;
+  armPreauthTimer();
   if (!paused_for_client_) client_->readStart();
   onResume();  // commands the client pipelined behind the failed login
   if (!*alive) return;

@@ -618,6 +618,17 @@ class BackendFailureTest(GatehouseTestCase):
         self.assertGreater(elapsed, greeting_s * 0.9)
         self.assertLess(elapsed, greeting_s + 3.0)
 
+    def test_client_waiting_for_its_login_is_not_idle(self):
+        """A back-end slower than the pre-login idle limit: the client waits for its answer, it is not
+        idle, so it gets the tagged temporary failure, not a BYE for inactivity."""
+        g = self.new_gatehouse([self.silent.backend_config("silent")], [user("u-silent", "pw-silent", "silent")],
+                               timeouts=dict(TIMEOUTS, preauth_idle_ms=500, greeting_ms=1500))
+        with self.connect(g) as c:
+            _, tagged = c.command("a", "LOGIN u-silent pw-silent", timeout=10)
+            self.assertTrue(tagged.startswith(b"a NO [UNAVAILABLE]"), tagged)
+            c.ok("n", "NOOP")  # and the pre-login timer runs again afterwards
+            self.assertTrue(c.read_until_eof(5)[0].startswith(b"* BYE Disconnected for inactivity"))
+
     def test_backend_that_closes_after_greeting_gives_unavailable(self):
         tagged, elapsed = self.timed_login("u-closer", "pw-closer")
         self.assertTrue(tagged.startswith(b"a NO [UNAVAILABLE]"), tagged)
