@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -811,11 +812,14 @@ class Gatehouse:
                            capture_output=True, timeout=30)
         return r.returncode, (r.stdout + r.stderr).decode("utf-8", errors="replace")
 
-    def start(self, timeout=START_TIMEOUT):
+    def start(self, timeout=START_TIMEOUT, nofile=None):
+        """`nofile`: the process's limit of open files (RLIMIT_NOFILE), to run it out of descriptors."""
         names = [l.get("name") for l in self.config.get("listeners", [])]
+        limit = None if nofile is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
         with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
             self.proc = subprocess.Popen([self.binary, "--config", self.config_path], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err, start_new_session=True, cwd=self.root)
+                                         stdout=out, stderr=err, start_new_session=True, cwd=self.root,
+                                         preexec_fn=limit)
         _register(self)
 
         def ready():
