@@ -3,6 +3,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -24,6 +25,26 @@ void forbidCoreDumps() {
   rlimit none{0, 0};
   setrlimit(RLIMIT_CORE, &none);
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+// Each session holds two descriptors (client and back-end). As nginx (worker_rlimit_nofile) and
+// Dovecot do, take the whole hard limit, and say so when even that is short of max_connections:
+// past the limit new clients wait (the listeners pause), however many max_connections allows.
+void raiseOpenFileLimit(const gatehouse::Config& config) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  constexpr uint64_t kSpareDescriptors = 64;  // listeners, loops, LDAP, log
+  const uint64_t needed = 2 * uint64_t{config.limits.max_connections} + kSpareDescriptors;
+  if (limit.rlim_cur < needed) {
+    gatehouse::log::warn("open file limit is below what limits.max_connections needs",
+                         {{"limit", uint64_t{limit.rlim_cur}},
+                          {"max_connections", uint64_t{config.limits.max_connections}},
+                          {"needed", needed}});
+  }
 }
 
 }  // namespace
@@ -59,6 +80,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   gatehouse::log::Level level;
   if (gatehouse::log::parseLevel(config->log_level, level)) gatehouse::log::setLevel(level);
+  raiseOpenFileLimit(*config);
 
   gatehouse::Server server(config);
   std::string error = server.prepare();

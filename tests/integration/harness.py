@@ -813,9 +813,11 @@ class Gatehouse:
         return r.returncode, (r.stdout + r.stderr).decode("utf-8", errors="replace")
 
     def start(self, timeout=START_TIMEOUT, nofile=None):
-        """`nofile`: the process's limit of open files (RLIMIT_NOFILE), to run it out of descriptors."""
+        """`nofile`: the process's limit of open files (RLIMIT_NOFILE), a number or (soft, hard)."""
         names = [l.get("name") for l in self.config.get("listeners", [])]
-        limit = None if nofile is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
+        if isinstance(nofile, int):
+            nofile = (nofile, nofile)
+        limit = None if nofile is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile))
         with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
             self.proc = subprocess.Popen([self.binary, "--config", self.config_path], stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, start_new_session=True, cwd=self.root,

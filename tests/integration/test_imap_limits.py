@@ -141,6 +141,19 @@ class FileDescriptorLimitTest(unittest.TestCase):
     clients are served again once descriptors are free (libuv alone retried accept() for ever, two
     workers spinning at 100 % CPU and every session stalled)."""
 
+    def test_the_soft_limit_is_raised_to_the_hard_one_and_a_short_limit_is_said(self):
+        g = Gatehouse({"listeners": [listener("plain", tls="none", require_tls_for_auth=False)],
+                       "backends": [{"name": "X", "address": "127.0.0.1", "ports": {"imap": closed_port()}}]},
+                      users=[user("x", "x-pass", "X")])
+        self.addCleanup(g.cleanup)
+        g.start(nofile=(256, 4096))
+        with open(f"/proc/{g.proc.pid}/limits") as f:
+            line = [l for l in f if l.startswith("Max open files")][0]
+        self.assertEqual(line.split()[3:5], ["4096", "4096"], line)
+        # 10000 connections by default need about 20000 descriptors.
+        warning = g.wait_log(lambda l: l.get("msg", "").startswith("open file limit is below"), what="limit warning")
+        self.assertEqual((warning["limit"], warning["max_connections"]), (4096, 10000), warning)
+
     def test_running_out_of_descriptors_pauses_accepting_and_sessions_go_on(self):
         fake = FakeImap(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n", b"",
                         b"{tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n")
