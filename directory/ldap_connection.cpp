@@ -1,5 +1,6 @@
-// libldap's synchronous steps (connect, TLS handshake, StartTLS) are bounded by its own timeouts
-// and run on the LDAP thread only; every operation after that is asynchronous and read here.
+// libldap's synchronous steps (connect, TLS handshake, StartTLS) run on the LDAP thread only,
+// bounded by its own timeouts and, for the TLS handshake that none bounds, by a watchdog; every
+// operation after that is asynchronous and read here.
 #include "directory/ldap_connection.h"
 
 #include <sys/time.h>
@@ -71,17 +72,23 @@ bool LdapConnection::open(const std::string& uri, std::string& error) {
     close();
     return false;
   }
+  watchdog_ = std::make_unique<LdapConnectWatchdog>(ld_.get());
+  watchdog_->arm(config_.connect_ms + config_.request_ms);
   rc = ldap_connect(ld_.get());
+  std::string_view step = "connect";
   if (rc == LDAP_SUCCESS && config_.starttls) {
+    step = "StartTLS";
     rc = ldap_start_tls_s(ld_.get(), nullptr, nullptr);
-    if (rc != LDAP_SUCCESS) {
-      error = "StartTLS: " + handleError(ld_.get(), rc);
-      close();
-      return false;
-    }
+  }
+  watchdog_->disarm();
+  if (watchdog_->fired()) {
+    error = std::string(step) + ": no answer within " +
+            std::to_string(config_.connect_ms + config_.request_ms) + " ms (TLS handshake?)";
+    close();
+    return false;
   }
   if (rc != LDAP_SUCCESS) {
-    error = "connect: " + handleError(ld_.get(), rc);
+    error = std::string(step) + ": " + handleError(ld_.get(), rc);
     close();
     return false;
   }
@@ -106,6 +113,7 @@ void LdapConnection::close() {
   // The poll handle lets go of the descriptor before libldap closes it.
   poll_.reset();
   ld_.reset();
+  watchdog_.reset();
 }
 
 void LdapConnection::onPoll(uv_poll_t* handle, int status, int /*events*/) {

@@ -6,9 +6,11 @@
 #include <uv.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "directory/ldap_config.h"
+#include "directory/ldap_connect_watchdog.h"
 #include "directory/ldap_handle.h"
 #include "proxy/core/uv_handle.h"
 
@@ -51,6 +53,7 @@ class LdapConnection {
   uv_loop_t* loop_;
   const LdapConfig& config_;
   Events events_;
+  std::unique_ptr<LdapConnectWatchdog> watchdog_;  // outlives ld_, which holds its callbacks
   LdapPtr ld_;
   UvHandle<uv_poll_t> poll_;
   std::string uri_;

@@ -355,6 +355,25 @@ class LdapTlsTest(LdapTestCase):
         g = self.new_gatehouse(uris=[self.ldap.ldaps_uri], ca_file=self.ldap.cert)
         self.assert_lands_on(g, "alice", "on-A")
 
+    def test_ldaps_server_that_stalls_its_handshake_is_given_up(self):
+        """A server that takes the TCP connection and never answers the TLS handshake (hung, SIGSTOPped
+        behind a listening socket): libldap's handshake alone would wait for ever, holding the LDAP thread.
+        The connect step is bounded, so the second URI takes over."""
+        stalled = harness.FakeBackend("silent")
+        self.addCleanup(stalled.stop)
+        g = self.new_gatehouse(uris=[f"ldaps://127.0.0.1:{stalled.port}", self.ldap.ldaps_uri],
+                               ca_file=self.ldap.cert)
+
+        def alice_logs_in():
+            c, tagged = self.login(g, "alice", PASSWORDS["alice"])
+            c.close()
+            return tagged.startswith(b"L1 OK")
+        # The logins that wait for the stalled server get a temporary failure, the next ones go on.
+        wait_for(alice_logs_in, 15, "logins past the stalled ldaps:// server")
+        self.assertGreaterEqual(stalled.connections, 1)
+        self.assert_lands_on(g, "alice", "on-A")
+        g.wait_log(lambda l: "no answer within" in json.dumps(l), what="the watchdog's log line")
+
     def test_untrusted_certificate_is_a_temporary_failure(self):
         for ldap in ({"uris": [self.ldap.ldaps_uri]}, {"starttls": True}):
             with self.subTest(**ldap):
