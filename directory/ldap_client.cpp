@@ -371,7 +371,10 @@ void LdapClient::onTimeout(uint64_t id) {
     searches_.erase(request.msgid);
     if (search_->isOpen()) ldap_abandon_ext(search_->get(), request.msgid, nullptr, nullptr);
     // Nothing at all came back since this search was sent: the server, not the query, is stuck.
-    search_stalled = search_->lastActivity() <= request.sent_at;
+    // ... and only if it had its full time on the wire: a request that waited for a (slow,
+    // synchronous) connect is no evidence against the server it was then sent to.
+    search_stalled = search_->lastActivity() <= request.sent_at &&
+                     uv_now(loop_) - request.sent_at >= config_.request_ms;
   } else if (request.phase == Phase::Binding) {
     // A bind cannot be abandoned (RFC 4511 4.11): the connection goes instead.
     BindSlot& slot = binds_[request.slot];

@@ -105,6 +105,9 @@ bool LdapConnection::open(const std::string& uri, std::string& error) {
     close();
     return false;
   }
+  // The synchronous steps may have taken seconds: the loop's clock must not lag behind them, or
+  // every timer and request age measured against it would be off by as much.
+  uv_update_time(loop_);
   last_activity_ = uv_now(loop_);
   return true;
 }
