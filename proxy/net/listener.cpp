@@ -7,13 +7,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "proxy/log/log.h"
 #include "proxy/net/ip_address.h"
 
 namespace gatehouse {
 namespace {
-
-constexpr unsigned kAcceptPauseMs = 500;  // nginx's accept_mutex_delay
 
 bool isWildcard(const sockaddr_storage& addr) {
   if (addr.ss_family == AF_INET) {
@@ -26,7 +23,7 @@ bool isWildcard(const sockaddr_storage& addr) {
 }  // namespace
 
 Listener::Listener(uv_loop_t* loop, AcceptCallback on_accept)
-    : loop_(loop), on_accept_(std::move(on_accept)), resume_timer_(loop) {}
+    : loop_(loop), on_accept_(std::move(on_accept)) {}
 
 std::string Listener::listen(const std::string& address, uint16_t port, int backlog) {
   std::optional<sockaddr_storage> parsed = socketAddress(address, port);
@@ -50,27 +47,7 @@ std::string Listener::listen(const std::string& address, uint16_t port, int back
   }
   // Saves a getsockname() per connection: a socket bound to one address is only reached there.
   if (!isWildcard(addr)) local_address_ = localAddress(tcp_.get());
-  address_ = address;
-  port_ = boundPort();
-  backlog_ = backlog;
   return {};
-}
-
-void Listener::pauseAccepting(int status) {
-  log::warn("accept failed: out of file descriptors, not accepting for a while",
-            {{"address", address_},
-             {"port", port_},
-             {"error", uv_strerror(status)},
-             {"pause_ms", kAcceptPauseMs}});
-  tcp_.reset();  // libuv's accept loop ends with the socket
-  resume_timer_.start(kAcceptPauseMs, [this] { resumeAccepting(); });
-}
-
-void Listener::resumeAccepting() {
-  std::string error = listen(address_, port_, backlog_);
-  if (error.empty()) return;
-  log::warn("cannot listen again, retrying", {{"address", address_}, {"error", error}});
-  resume_timer_.start(kAcceptPauseMs, [this] { resumeAccepting(); });
 }
 
 uint16_t Listener::boundPort() const {
@@ -84,12 +61,7 @@ uint16_t Listener::boundPort() const {
 
 void Listener::onConnection(uv_stream_t* server, int status) {
   auto* self = ownerOf<Listener>(server);
-  if (self == nullptr) return;
-  if (status == UV_EMFILE || status == UV_ENFILE) {
-    self->pauseAccepting(status);
-    return;
-  }
-  if (status != 0) return;
+  if (self == nullptr || status != 0) return;
   UvHandle<uv_tcp_t> connection;
   if (connection.init(nullptr, [self](uv_tcp_t* t) { return uv_tcp_init(self->loop_, t); }) != 0) {
     return;

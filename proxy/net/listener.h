@@ -8,7 +8,6 @@
 #include <functional>
 #include <string>
 
-#include "proxy/core/timer.h"
 #include "proxy/core/uv_handle.h"
 #include "proxy/net/tcp_stream.h"
 
@@ -25,28 +24,15 @@ class Listener {
   // Binds and listens; port 0 picks an ephemeral port (see boundPort()). Returns an error text.
   std::string listen(const std::string& address, uint16_t port, int backlog = 511);
   uint16_t boundPort() const;
-  void close() {
-    resume_timer_.release();
-    tcp_.reset();
-  }
+  void close() { tcp_.reset(); }
 
  private:
   static void onConnection(uv_stream_t* server, int status);
-  // Out of file descriptors: libuv would retry accept() at once, for ever (its spare descriptor
-  // is per loop, and another worker takes it). As nginx does, stop accepting for a while; the
-  // sessions already open go on. The socket is closed (libuv cannot pause a listener) and bound
-  // again on the same port: the other workers' sockets keep accepting meanwhile.
-  void pauseAccepting(int status);
-  void resumeAccepting();
 
   uv_loop_t* loop_;
   AcceptCallback on_accept_;
   UvHandle<uv_tcp_t> tcp_;
   std::string local_address_;
-  std::string address_;
-  uint16_t port_ = 0;  // the bound port, also when 0 was asked for
-  int backlog_ = 0;
-  Timer resume_timer_;
 };
 
 // True when a socket already listens on address:port. Our SO_REUSEPORT bind still succeeds when
