@@ -29,7 +29,7 @@ void forbidCoreDumps() {
 
 // Each session holds two descriptors (client and back-end). As nginx (worker_rlimit_nofile) and
 // Dovecot do, take the whole hard limit, and say so when even that is short of max_connections:
-// past the limit new clients wait (the listeners pause), however many max_connections allows.
+// past the limit accept() fails, however many connections max_connections allows.
 void raiseOpenFileLimit(const gatehouse::Config& config) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
