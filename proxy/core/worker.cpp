@@ -47,9 +47,7 @@ std::string Worker::bind(std::vector<uint16_t>& ports) {
   for (size_t i = 0; i < specs.size(); ++i) {
     const ListenerSpec* spec = &specs[i];
     auto listener = std::make_unique<Listener>(
-        &loop_, [this, spec](UvHandle<uv_tcp_t> c, const std::string& local_address) {
-          accept(*spec, std::move(c), local_address);
-        });
+        &loop_, [this, spec](Listener::Accepted accepted) { accept(*spec, std::move(accepted)); });
     uint16_t port = ports[i] != 0 ? ports[i] : spec->config->port;
     std::string error = listener->listen(spec->config->address, port);
     if (!error.empty()) return spec->config->name + ": " + error;
@@ -75,10 +73,10 @@ void Worker::requestShutdown(unsigned grace_ms) {
   mailbox_->post([this, grace_ms] { beginShutdown(grace_ms); });
 }
 
-void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection,
-                    const std::string& local_address) {
+void Worker::accept(const ListenerSpec& spec, Listener::Accepted accepted) {
   if (shutting_down_) return;
-  std::string client_address = peerAddress(connection.get());
+  UvHandle<uv_tcp_t> connection = std::move(accepted.connection);
+  const std::string& client_address = accepted.peer_address;
   std::string client_ip, client_port;
   splitAddress(client_address, client_ip, client_port);
   // Behind a load balancer the peer speaks for others: only the configured ones may, and the
@@ -115,7 +113,8 @@ void Worker::accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection,
   context.id = (static_cast<uint64_t>(index_) << 48) | next_session_++;
   context.client_address = client_address;
   context.over_limit = over_limit;
-  context.local_address = local_address.empty() ? localAddress(connection.get()) : local_address;
+  context.local_address = accepted.local_address.empty() ? localAddress(connection.get())
+                                                         : std::move(accepted.local_address);
   uint64_t id = context.id;
   auto stream = std::make_unique<TcpStream>(std::move(connection), TcpStream::NoDelay::AlreadySet);
   auto session = spec.factory(std::move(context), std::move(stream));

@@ -61,8 +61,7 @@ class Worker final : public SessionHost {
   int closeLoop();
 
  private:
-  void accept(const ListenerSpec& spec, UvHandle<uv_tcp_t> connection,
-              const std::string& local_address);
+  void accept(const ListenerSpec& spec, Listener::Accepted accepted);
   void beginShutdown(unsigned grace_ms);
   void reapReleased();
   void maybeStop();

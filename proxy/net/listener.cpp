@@ -1,16 +1,25 @@
 #include "proxy/net/listener.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "proxy/log/log.h"
 #include "proxy/net/ip_address.h"
+#include "proxy/net/tcp_stream.h"
 
 namespace gatehouse {
 namespace {
+
+// Out of file descriptors, accepting stops for this long (nginx's accept_mutex_delay).
+constexpr unsigned kAcceptPauseMs = 500;
+// Connections accepted per wake-up: the queue drains in a few turns of the loop, and the
+// sessions already open are not kept waiting behind a burst of new ones.
+constexpr int kAcceptBatch = 64;
 
 bool isWildcard(const sockaddr_storage& addr) {
   if (addr.ss_family == AF_INET) {
@@ -20,54 +29,112 @@ bool isWildcard(const sockaddr_storage& addr) {
   return std::memcmp(&sin6.sin6_addr, &in6addr_any, sizeof in6addr_any) == 0;
 }
 
+bool setOption(int fd, int level, int name) {
+  const int on = 1;
+  return setsockopt(fd, level, name, &on, sizeof on) == 0;
+}
+
 }  // namespace
 
 Listener::Listener(uv_loop_t* loop, AcceptCallback on_accept)
-    : loop_(loop), on_accept_(std::move(on_accept)) {}
+    : loop_(loop), on_accept_(std::move(on_accept)), resume_timer_(loop) {}
+
+Listener::~Listener() {
+  close();
+}
 
 std::string Listener::listen(const std::string& address, uint16_t port, int backlog) {
+  close();
   std::optional<sockaddr_storage> parsed = socketAddress(address, port);
   if (!parsed) return "invalid listen address " + address;
   const sockaddr_storage& addr = *parsed;
-  int rc = tcp_.init(this, [&](uv_tcp_t* t) { return uv_tcp_init_ex(loop_, t, addr.ss_family); });
-  if (rc != 0) return uv_strerror(rc);
-  uv_os_fd_t fd;
-  uv_fileno(tcp_.base(), &fd);
-  int on = 1;
-  // libuv 1.44 has no UV_TCP_REUSEPORT; set it on the fresh socket before bind.
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) return "SO_REUSEPORT failed";
-  rc = uv_tcp_bind(tcp_.get(), reinterpret_cast<const sockaddr*>(&addr), 0);
-  // Inherited by every accepted socket (see TcpStream::NoDelay).
-  if (rc == 0) rc = uv_tcp_nodelay(tcp_.get(), 1);
-  if (rc == 0) rc = uv_listen(tcp_.stream(), backlog, onConnection);
-  if (rc != 0) {
-    tcp_.reset();
-    return std::string("cannot listen on ") + address + ":" + std::to_string(port) + ": " +
-           uv_strerror(rc);
+  const std::string where = "cannot listen on " + joinAddress(address, port) + ": ";
+  fd_ = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd_ < 0) return where + std::strerror(errno);
+  // SO_REUSEADDR as libuv sets it (a restart binds despite TIME_WAIT); TCP_NODELAY is inherited
+  // by every accepted socket (see TcpStream::NoDelay).
+  bool ok = setOption(fd_, SOL_SOCKET, SO_REUSEADDR) && setOption(fd_, SOL_SOCKET, SO_REUSEPORT) &&
+            setOption(fd_, IPPROTO_TCP, TCP_NODELAY) &&
+            bind(fd_, reinterpret_cast<const sockaddr*>(&addr), socketAddressLength(addr)) == 0 &&
+            ::listen(fd_, backlog) == 0;
+  int rc = ok ? 0 : -errno;
+  if (rc == 0) {
+    rc = poll_.init(this, [&](uv_poll_t* p) { return uv_poll_init_socket(loop_, p, fd_); });
   }
+  if (rc == 0) rc = uv_poll_start(poll_.get(), UV_READABLE, onReadable);
+  if (rc != 0) {
+    close();
+    return where + uv_strerror(rc);
+  }
+  address_ = address;
   // Saves a getsockname() per connection: a socket bound to one address is only reached there.
-  if (!isWildcard(addr)) local_address_ = localAddress(tcp_.get());
+  if (!isWildcard(addr)) {
+    sockaddr_storage bound{};
+    socklen_t length = sizeof bound;
+    if (getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
+      local_address_ = formatAddress(bound);
+    }
+  }
   return {};
+}
+
+void Listener::close() {
+  resume_timer_.release();
+  poll_.reset();  // uv_close stops watching at once, so the descriptor may go now
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 uint16_t Listener::boundPort() const {
   sockaddr_storage ss{};
-  int len = sizeof ss;
-  if (!tcp_ || uv_tcp_getsockname(tcp_.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-    return 0;
+  socklen_t len = sizeof ss;
+  if (fd_ < 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
   if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
 
-void Listener::onConnection(uv_stream_t* server, int status) {
-  auto* self = ownerOf<Listener>(server);
-  if (self == nullptr || status != 0) return;
-  UvHandle<uv_tcp_t> connection;
-  if (connection.init(nullptr, [self](uv_tcp_t* t) { return uv_tcp_init(self->loop_, t); }) != 0) {
-    return;
+void Listener::onReadable(uv_poll_t* poll, int status, int /*events*/) {
+  auto* self = ownerOf<Listener>(poll);
+  if (self != nullptr && status == 0) self->acceptPending();
+}
+
+void Listener::acceptPending() {
+  for (int i = 0; i < kAcceptBatch && fd_ >= 0; ++i) {
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    const int fd =
+        accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int error = errno;
+      if (error == EAGAIN || error == EWOULDBLOCK) return;
+      if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+        pauseAccepting(error);
+        return;
+      }
+      continue;  // the client gave up (ECONNABORTED), a signal, a network error: the next one
+    }
+    UvHandle<uv_tcp_t> connection;
+    int rc = connection.init(nullptr, [this](uv_tcp_t* t) { return uv_tcp_init(loop_, t); });
+    if (rc == 0) rc = uv_tcp_open(connection.get(), fd);
+    if (rc != 0) {
+      connection.reset();
+      ::close(fd);
+      continue;
+    }
+    on_accept_(Accepted{std::move(connection), formatAddress(peer), local_address_});
   }
-  if (uv_accept(server, connection.stream()) != 0) return;
-  self->on_accept_(std::move(connection), self->local_address_);
+}
+
+void Listener::pauseAccepting(int error) {
+  uv_poll_stop(poll_.get());
+  log::warn("accept failed: out of file descriptors, not accepting for a while",
+            {{"address", address_},
+             {"port", boundPort()},
+             {"error", std::strerror(error)},
+             {"pause_ms", kAcceptPauseMs}});
+  resume_timer_.start(kAcceptPauseMs, [this] {
+    if (poll_) uv_poll_start(poll_.get(), UV_READABLE, onReadable);
+  });
 }
 
 bool portHasListener(const std::string& address, uint16_t port) {

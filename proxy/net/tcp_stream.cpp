@@ -16,21 +16,6 @@ namespace {
 constexpr size_t kReadBufferSize = 256 * 1024;
 thread_local char t_read_buffer[kReadBufferSize];
 
-std::string formatAddress(const sockaddr_storage& ss) {
-  char ip[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
-    uv_ip4_name(sin, ip, sizeof ip);
-    return joinAddress(ip, ntohs(sin->sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    uv_ip6_name(sin6, ip, sizeof ip);
-    return joinAddress(ip, ntohs(sin6->sin6_port));
-  }
-  return {};
-}
-
 }  // namespace
 
 struct TcpStream::WriteRequest {
@@ -163,11 +148,19 @@ void TcpStream::fail(int uv_error) {
   if (handler_ != nullptr) handler_->onError(uv_strerror(uv_error));
 }
 
-std::string peerAddress(const uv_tcp_t* tcp) {
-  sockaddr_storage ss{};
-  int len = sizeof ss;
-  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
-  return formatAddress(ss);
+std::string formatAddress(const sockaddr_storage& ss) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
+    uv_ip4_name(sin, ip, sizeof ip);
+    return joinAddress(ip, ntohs(sin->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    uv_ip6_name(sin6, ip, sizeof ip);
+    return joinAddress(ip, ntohs(sin6->sin6_port));
+  }
+  return {};
 }
 
 std::string localAddress(const uv_tcp_t* tcp) {

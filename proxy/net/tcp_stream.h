@@ -51,8 +51,9 @@ class TcpStream final : public Stream {
   bool failed_ = false;
 };
 
-// Formats "ip:port" of the peer or the local side of a TCP handle ("" on failure).
-std::string peerAddress(const uv_tcp_t* tcp);
+// Formats "ip:port" of a socket address ("" for a family other than IPv4 and IPv6).
+std::string formatAddress(const sockaddr_storage& address);
+// Formats "ip:port" of the local side of a TCP handle ("" on failure).
 std::string localAddress(const uv_tcp_t* tcp);
 // "ip:port", or "[ip]:port" for IPv6: the form the two functions above give.
 std::string joinAddress(const std::string& ip, uint16_t port);

@@ -3,10 +3,11 @@ session (not the process) ends. Gatehouse runs with small limits; the back-end i
 except where a login must fail at the directory (no back-end is reached in this file).
 """
 
+import socket
 import time
 import unittest
 
-from harness import Gatehouse, closed_port, listener, user
+from harness import FakeImap, Gatehouse, ImapClient, closed_port, listener, user, wait_for
 
 LIMITS = {"max_line": 200, "max_auth_literal": 100, "max_bad_commands": 3, "max_auth_failures": 2}
 TIMEOUTS = {"preauth_idle_ms": 1500, "connect_ms": 1000, "greeting_ms": 1000}
@@ -150,6 +151,51 @@ class FileDescriptorLimitTest(unittest.TestCase):
         # 10000 connections by default need about 20000 descriptors.
         warning = g.wait_log(lambda l: l.get("msg", "").startswith("open file limit is below"), what="limit warning")
         self.assertEqual((warning["limit"], warning["max_connections"]), (4096, 10000), warning)
+
+    def test_running_out_of_descriptors_pauses_accepting_and_sessions_go_on(self):
+        """As nginx: accepting pauses, the sessions already open go on, and new clients are served
+        again once descriptors are free. libuv's own accept loop retried accept() for ever: its spare
+        descriptor is per loop, so with two workers both spun at 100 % CPU and every session stalled."""
+        fake = FakeImap(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n", b"",
+                        b"{tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n")
+        self.addCleanup(fake.stop)
+        g = Gatehouse({"listeners": [listener("plain", tls="none", require_tls_for_auth=False)],
+                       "backends": [fake.backend_config("F")]}, users=[user("fay", "fay-pass", "F")], workers=2)
+        self.addCleanup(g.cleanup)
+        g.start(nofile=64)
+        c = ImapClient(g.ports["plain"])
+        self.addCleanup(c.close)
+        c.greeting()
+        c.login("fay", "fay-pass")
+        flood = []
+        self.addCleanup(lambda: [s.close() for s in flood])
+        # Which worker runs out first is a race: a few rounds make the stall (or the pause) certain.
+        for _ in range(4):
+            for _ in range(150):  # more than 64 descriptors' worth
+                s = socket.socket()
+                s.settimeout(5)
+                try:
+                    s.connect(("127.0.0.1", g.ports["plain"]))
+                except OSError:
+                    s.close()
+                    continue
+                flood.append(s)
+            c.ok("n", "NOOP", timeout=5)  # the logged-in session is served meanwhile
+            for s in flood:
+                s.close()
+            flood.clear()
+        pause = g.wait_log(lambda l: l.get("msg", "").startswith("accept failed: out of file descriptors"),
+                           what="the pause")
+        self.assertEqual(pause["pause_ms"], 500, pause)
+
+        def greeted():
+            try:
+                with ImapClient(g.ports["plain"], timeout=2) as fresh:
+                    return fresh.greeting()
+            except (OSError, EOFError, TimeoutError):
+                return None  # refused or reset while accepting is paused
+        wait_for(greeted, 15, "a new client greeted after the descriptors were freed")
+        c.ok("m", "NOOP")
 
 
 if __name__ == "__main__":

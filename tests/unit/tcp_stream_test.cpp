@@ -49,8 +49,11 @@ int unreadBytes(const TcpStream& stream) {
 class Connection {
  public:
   explicit Connection(TestLoop& loop, std::string greeting = {})
-      : listener_(loop.loop(), [this, greeting](UvHandle<uv_tcp_t> tcp, const std::string&) {
-          server = std::make_unique<TcpStream>(std::move(tcp), TcpStream::NoDelay::AlreadySet);
+      : listener_(loop.loop(), [this, greeting](Listener::Accepted accepted) {
+          peer_address = accepted.peer_address;
+          local_address = accepted.local_address;
+          server = std::make_unique<TcpStream>(std::move(accepted.connection),
+                                               TcpStream::NoDelay::AlreadySet);
           server->setHandler(&server_seen);
           if (!greeting.empty()) server->write(greeting);
         }) {
@@ -74,6 +77,8 @@ class Connection {
   Recorder client_seen;
   bool connected = false;
   std::string connect_error;
+  std::string peer_address;
+  std::string local_address;
 
  private:
   Listener listener_;
@@ -87,6 +92,23 @@ TEST_CASE("accepted and connected sockets have TCP_NODELAY, the accepted ones fr
     Connection c(loop);
     CHECK(noDelay(*c.server) == 1);
     CHECK(noDelay(*c.client) == 1);
+  }
+  REQUIRE(loop.shutdown() == 0);
+}
+
+TEST_CASE("the listener names both ends of an accepted connection from accept() itself", "[tcp]") {
+  TestLoop loop;
+  {
+    Connection c(loop);
+    auto address = [](int fd, auto get) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      REQUIRE(get(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0);
+      return formatAddress(ss);
+    };
+    CHECK(c.peer_address == address(fdOf(*c.client), getsockname));
+    CHECK(c.local_address == address(fdOf(*c.client), getpeername));
+    CHECK(c.peer_address.rfind("127.0.0.1:", 0) == 0);
   }
   REQUIRE(loop.shutdown() == 0);
 }
@@ -115,7 +137,7 @@ TEST_CASE("ackPromptly takes the socket out of delayed-ACK (pingpong) mode", "[t
 TEST_CASE("portHasListener sees a listening socket, and only while it listens", "[tcp]") {
   TestLoop loop;
   {
-    Listener listener(loop.loop(), [](UvHandle<uv_tcp_t>, const std::string&) {});
+    Listener listener(loop.loop(), [](Listener::Accepted) {});
     REQUIRE(listener.listen("127.0.0.1", 0).empty());
     const uint16_t port = listener.boundPort();
     CHECK(portHasListener("127.0.0.1", port));
@@ -146,8 +168,7 @@ TEST_CASE("an IPv6 listener accepts, and portHasListener sees it", "[tcp]") {
   TestLoop loop;
   {
     bool accepted = false;
-    Listener listener(loop.loop(),
-                      [&](UvHandle<uv_tcp_t>, const std::string&) { accepted = true; });
+    Listener listener(loop.loop(), [&](Listener::Accepted) { accepted = true; });
     REQUIRE(listener.listen("::1", 0).empty());
     CHECK(portHasListener("::1", listener.boundPort()));
     std::string error = "pending";
