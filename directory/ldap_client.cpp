@@ -228,7 +228,19 @@ void LdapClient::onServiceBind(LdapMessagePtr chain) {
   search_state_ = SearchState::Ready;
   backoff_ms_ = config_.reconnect_min_ms;
   log::info("ldap connected", {{"uri", search_->uri()}, {"bind_dn", config_.bind_dn}});
+  for (BindSlot& slot : binds_) {
+    if (slot.request == 0) retireIfStrayed(slot);
+  }
   pumpSearches();
+}
+
+void LdapClient::retireIfStrayed(BindSlot& slot) {
+  // After a failover the pool follows the search connection: a pooled connection left on the
+  // server just given up on would send it the next password check and wait out request_ms.
+  if (search_state_ == SearchState::Ready && slot.connection->isOpen() &&
+      slot.connection->uri() != search_->uri()) {
+    slot.connection->close();
+  }
 }
 
 LdapEntry LdapClient::readEntry(LDAP* ld, LDAPMessage* message) const {
@@ -348,6 +360,7 @@ void LdapClient::onBindResult(size_t slot_index, int msgid, LdapMessagePtr chain
                                                   (diagnostic.empty() ? "" : ": " + diagnostic)));
     }
   }
+  retireIfStrayed(slot);
   pumpBinds();
 }
 

@@ -67,6 +67,7 @@ class LdapClient {
   bool sendBind(size_t slot_index, Request& request);
   void onBindResult(size_t slot_index, int msgid, LdapMessagePtr chain);
   void onBindLost(size_t slot_index, const std::string& reason);
+  void retireIfStrayed(BindSlot& slot);
   void onTimeout(uint64_t id);
   void finish(uint64_t id, AuthResult result);
   Request* find(uint64_t id, Phase phase);

@@ -324,6 +324,23 @@ class LdapOutageTest(LdapTestCase):
         self.assert_lands_on(g, "alice", "on-A")
 
 
+    def test_after_a_failover_password_checks_follow_the_search(self):
+        """The pooled bind connections follow the search connection to the next server: the first
+        login after the failover does not send its password check to the stalled server."""
+        first = self.new_slapd()
+        second = self.new_slapd()
+        g = self.new_gatehouse(ldap_directory(first, uris=[first.uri, second.uri]))
+        self.assert_lands_on(g, "alice", "on-A")  # a bind connection to the first server is pooled
+        first.pause()
+        self.addCleanup(first.resume)
+        status = self.login_status(g, "bob")  # its search waits for the stalled server
+        self.assertTrue(status.startswith(b"NO [UNAVAILABLE]"), status)
+        g.wait_log(lambda l: l.get("msg") == "ldap connected" and l.get("uri") == second.uri,
+                   what="the search connection on the second server")
+        self.assert_lands_on(g, "bob", "on-B")
+        self.assert_lands_on(g, "alice", "on-A")
+
+
 class LdapTlsTest(LdapTestCase):
     """StartTLS and ldaps:// with the server's certificate verified against the configured CA."""
 
