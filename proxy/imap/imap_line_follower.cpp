@@ -21,12 +21,15 @@ std::optional<uint64_t> trailingLiteralSize(std::string_view line) {
   if (!line.empty() && line.back() == '+') line.remove_suffix(1);
   size_t digits = 0;
   while (digits < line.size() && isDigit(line[line.size() - 1 - digits])) ++digits;
-  if (digits == 0 || digits > kMaxLiteralDigits || digits == line.size() ||
-      line[line.size() - 1 - digits] != '{') {
+  if (digits == 0 || digits == line.size() || line[line.size() - 1 - digits] != '{') {
     return std::nullopt;
   }
+  std::string_view number = line.substr(line.size() - digits);
+  // Leading zeros are allowed (number = 1*DIGIT) and say nothing about the size.
+  while (number.size() > 1 && number.front() == '0') number.remove_prefix(1);
+  if (number.size() > kMaxLiteralDigits) return std::nullopt;
   uint64_t n = 0;
-  for (char c : line.substr(line.size() - digits)) n = n * 10 + static_cast<uint64_t>(c - '0');
+  for (char c : number) n = n * 10 + static_cast<uint64_t>(c - '0');
   return n;
 }
 

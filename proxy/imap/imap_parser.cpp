@@ -387,10 +387,13 @@ bool CommandParser::parseLiteralSpec(std::string_view line, size_t brace, Litera
   literal->plus = i < line.size() && line[i] == '+';
   if (literal->plus) ++i;
   if (i + 1 != line.size() || line[i] != '}') return false;
-  literal->too_many_digits = digits > kMaxLiteralDigits;
+  // number = 1*DIGIT (RFC 3501): leading zeros are allowed and say nothing about the size.
+  size_t significant = first_digit;
+  while (significant + 1 < first_digit + digits && line[significant] == '0') ++significant;
+  literal->too_many_digits = first_digit + digits - significant > kMaxLiteralDigits;
   literal->size = 0;
   if (literal->too_many_digits) return true;
-  for (size_t d = first_digit; d < first_digit + digits; ++d) {
+  for (size_t d = significant; d < first_digit + digits; ++d) {
     literal->size = literal->size * 10 + static_cast<uint64_t>(line[d] - '0');
   }
   return true;

@@ -66,7 +66,9 @@ TEST_CASE("imap line follower: trailing literal sizes", "[imap_command_counter]"
   CHECK_FALSE(trailingLiteralSize("* OK {abc}"));
   CHECK_FALSE(trailingLiteralSize("* OK }"));
   CHECK_FALSE(trailingLiteralSize("{}"));
-  CHECK_FALSE(trailingLiteralSize("{99999999999999999999}"));  // would overflow
+  CHECK_FALSE(trailingLiteralSize("{99999999999999999999}"));                    // would overflow
+  CHECK(trailingLiteralSize("a APPEND x {000000000000000000000000005}") == 5u);  // RFC 3501 number
+  CHECK(trailingLiteralSize("a APPEND x {00}") == 0u);
 }
 
 }  // namespace
