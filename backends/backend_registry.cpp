@@ -9,13 +9,14 @@ namespace gatehouse {
 std::shared_ptr<const BackendRegistry> BackendRegistry::create(const Config& config,
                                                                std::string& error) {
   auto registry = std::make_shared<BackendRegistry>();
-  for (const BackendConfig& bc : config.backends) {
+  for (size_t i = 0; i < config.backends.size(); ++i) {
+    const BackendConfig& bc = config.backends[i];
     Backend backend;
     backend.config = bc;
     if (bc.tls != TlsMode::None) {
       backend.tls = ClientTlsContext::create(bc, {}, error);
       if (!backend.tls) {
-        error = "back-end " + bc.name + ": " + error;
+        error = "/backends/" + std::to_string(i) + ": " + error;  // as the loader's errors
         return nullptr;
       }
     }

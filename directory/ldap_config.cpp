@@ -7,6 +7,7 @@
 #include "directory/ldap_filter.h"
 #include "proxy/config/config_json.h"
 #include "proxy/config/config_loader.h"
+#include "tls/pem_file.h"
 
 namespace gatehouse {
 namespace {
@@ -42,6 +43,19 @@ bool isAttributeName(std::string_view s) {
     if (!ok) return false;
   }
   return true;
+}
+
+bool checkDn(const ObjectReader& reader, std::string_view key, const std::string& dn) {
+  // libldap takes C strings: a NUL would cut the DN short without a word.
+  if (dn.find('\0') != std::string::npos) {
+    reader.error(reader.pointerOf(key), "must not contain a NUL byte");
+    return false;
+  }
+  LDAPDN parsed = nullptr;
+  const bool valid = ldap_str2dn(dn.c_str(), &parsed, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS;
+  if (parsed != nullptr) ldap_dnfree(parsed);
+  if (!valid) reader.error(reader.pointerOf(key), "is not a valid DN");
+  return valid;
 }
 
 class LdapReader {
@@ -90,16 +104,17 @@ LdapConfig LdapReader::read(const Json& value, const std::string& pointer) {
     }
   }
   config_.ca_file = readFile(reader, "ca_file", "ca_file").value_or("");
+  if (!config_.ca_file.empty()) {
+    std::string problem = pemCertificatesProblem(config_.ca_file);
+    if (!problem.empty()) {
+      reader.error(reader.pointerOf("ca_file"), quoteJson(config_.ca_file) + ": " + problem);
+    }
+  }
   readCredentials(reader);
   if (auto base = reader.string("base_dn", Need::Required)) {
     if (base->empty()) {
       reader.error(reader.pointerOf("base_dn"), "must be a DN such as \"dc=example,dc=com\"");
-    } else {
-      LDAPDN dn = nullptr;
-      if (ldap_str2dn(base->c_str(), &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS) {
-        reader.error(reader.pointerOf("base_dn"), "is not a valid DN");
-      }
-      if (dn != nullptr) ldap_dnfree(dn);
+    } else if (checkDn(reader, "base_dn", *base)) {
       config_.base_dn = *base;
     }
   }
@@ -180,7 +195,7 @@ void LdapReader::readCredentials(const ObjectReader& reader) {
   }
   if (dn && dn->empty()) {
     reader.error(reader.pointerOf("bind_dn"), "must be a DN (leave it out for anonymous search)");
-  } else if (dn) {
+  } else if (dn && checkDn(reader, "bind_dn", *dn)) {
     config_.bind_dn = *dn;
   }
   bool has_password = reader.has("bind_password") || reader.has("bind_password_file");

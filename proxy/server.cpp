@@ -79,7 +79,7 @@ std::string Server::check() {
     if (lc.tls != TlsMode::None) {
       spec.tls = ServerTlsContext::create(config_->certificates, alpnName(lc.protocol), ticket_keys,
                                           error);
-      if (!spec.tls) return "listener " + lc.name + ": " + error;
+      if (!spec.tls) return error;  // the certificates are every TLS listener's
     }
     shared_->listeners.push_back(std::move(spec));
   }

@@ -146,10 +146,13 @@ int selectAlpnCallback(SSL* ssl, const uint8_t** out, uint8_t* out_len, const ui
   return SSL_TLSEXT_ERR_ALERT_FATAL;  // BoringSSL sends no_application_protocol
 }
 
-bool loadEntry(const CertificateConfig& config, CertEntry& entry, std::string& error) {
+// Errors start with the JSON pointer of the file's key in the configuration (`at` is the entry's).
+bool loadEntry(const CertificateConfig& config, const std::string& at, CertEntry& entry,
+               std::string& error) {
   bssl::UniquePtr<BIO> cert_bio(BIO_new_file(config.cert_file.c_str(), "r"));
   if (!cert_bio) {
-    error = "certificate file " + config.cert_file + ": cannot open: " + std::strerror(errno);
+    error = at + "/cert: certificate file " + config.cert_file +
+            ": cannot open: " + std::strerror(errno);
     ERR_clear_error();
     return false;
   }
@@ -172,7 +175,7 @@ bool loadEntry(const CertificateConfig& config, CertEntry& entry, std::string& e
   bool clean_end =
       err == 0 || (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE);
   if (!leaf || !clean_end) {
-    error = "certificate file " + config.cert_file + ": " +
+    error = at + "/cert: certificate file " + config.cert_file + ": " +
             (leaf ? "malformed PEM: " + lastCryptoError() : "no PEM certificate found");
     ERR_clear_error();
     return false;
@@ -181,17 +184,19 @@ bool loadEntry(const CertificateConfig& config, CertEntry& entry, std::string& e
 
   bssl::UniquePtr<BIO> key_bio(BIO_new_file(config.key_file.c_str(), "r"));
   if (!key_bio) {
-    error = "key file " + config.key_file + ": cannot open: " + std::strerror(errno);
+    error = at + "/key: key file " + config.key_file + ": cannot open: " + std::strerror(errno);
     ERR_clear_error();
     return false;
   }
   entry.key.reset(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
   if (!entry.key) {
-    error = "key file " + config.key_file + ": no usable PEM private key: " + lastCryptoError();
+    error = at + "/key: key file " + config.key_file +
+            ": no usable PEM private key: " + lastCryptoError();
     return false;
   }
   if (X509_check_private_key(leaf.get(), entry.key.get()) != 1) {
-    error = "key file " + config.key_file + " does not match certificate file " + config.cert_file;
+    error = at + "/key: key file " + config.key_file + " does not match certificate file " +
+            config.cert_file;
     ERR_clear_error();
     return false;
   }
@@ -220,7 +225,8 @@ std::shared_ptr<const ServerTlsContext> ServerTlsContext::create(
   table->alpn = alpn;
   table->entries.resize(certificates.size());
   for (size_t i = 0; i < certificates.size(); ++i) {
-    if (!loadEntry(certificates[i], table->entries[i], error)) return nullptr;
+    const std::string at = "/tls/certificates/" + std::to_string(i);
+    if (!loadEntry(certificates[i], at, table->entries[i], error)) return nullptr;
     table->entries[i].session_context = sessionContext(alpn, i);
   }
 
@@ -233,7 +239,8 @@ std::shared_ptr<const ServerTlsContext> ServerTlsContext::create(
   const CertEntry& fallback = table->entries.front();
   if (!SSL_CTX_set_chain_and_key(ctx.get(), fallback.chain_view.data(), fallback.chain_view.size(),
                                  fallback.key.get(), nullptr)) {
-    error = "certificate file " + certificates.front().cert_file + ": " + lastCryptoError();
+    error = "/tls/certificates/0/cert: certificate file " + certificates.front().cert_file + ": " +
+            lastCryptoError();
     return nullptr;
   }
   if (table->entries.size() > 1) {
@@ -275,34 +282,33 @@ bssl::UniquePtr<SSL> ServerTlsContext::newSsl() const {
 std::shared_ptr<const ClientTlsContext> ClientTlsContext::create(
     const BackendConfig& backend, const std::vector<std::string>& alpn, std::string& error) {
   std::string peer_name = backend.server_name.empty() ? backend.address : backend.server_name;
-  const std::string label = "backend " + backend.name + ": ";
   in6_addr scratch;
   bool is_ip = inet_pton(AF_INET, peer_name.c_str(), &scratch) == 1 ||
                inet_pton(AF_INET6, peer_name.c_str(), &scratch) == 1;
 
   bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
   if (!ctx || !SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION)) {
-    error = label + "cannot create TLS context: " + lastCryptoError();
+    error = "cannot create TLS context: " + lastCryptoError();
     return nullptr;
   }
   if (backend.verify) {
     if (backend.ca_file.empty()) {
-      error = label + "certificate verification is on but no ca_file is set";
+      error = "certificate verification is on but no ca_file is set";
       return nullptr;
     }
     if (peer_name.empty()) {
-      error = label + "certificate verification needs server_name or address";
+      error = "certificate verification needs server_name or address";
       return nullptr;
     }
     if (!SSL_CTX_load_verify_locations(ctx.get(), backend.ca_file.c_str(), nullptr)) {
-      error = label + "ca_file " + backend.ca_file + ": " + lastCryptoError();
+      error = "ca_file " + backend.ca_file + ": " + lastCryptoError();
       return nullptr;
     }
     X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx.get());
     int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, peer_name.c_str())
                    : X509_VERIFY_PARAM_set1_host(param, peer_name.data(), peer_name.size());
     if (!ok) {
-      error = label + "cannot verify against name " + peer_name;
+      error = "cannot verify against name " + peer_name;
       ERR_clear_error();
       return nullptr;
     }
@@ -315,7 +321,7 @@ std::shared_ptr<const ClientTlsContext> ClientTlsContext::create(
     std::string wire;
     for (const std::string& name : alpn) {
       if (name.empty() || name.size() > 255) {
-        error = label + "invalid ALPN name";
+        error = "invalid ALPN name";
         return nullptr;
       }
       wire.push_back(static_cast<char>(name.size()));
@@ -324,7 +330,7 @@ std::shared_ptr<const ClientTlsContext> ClientTlsContext::create(
     // Unlike most of BoringSSL, this returns zero on success.
     if (SSL_CTX_set_alpn_protos(ctx.get(), reinterpret_cast<const uint8_t*>(wire.data()),
                                 wire.size()) != 0) {
-      error = label + "cannot set ALPN: " + lastCryptoError();
+      error = "cannot set ALPN: " + lastCryptoError();
       return nullptr;
     }
   }

@@ -88,15 +88,23 @@ bool isPrintable(std::string_view s) {
   return true;
 }
 
-// The hostname goes into greetings (IMAP "* OK", SMTP "220"), so it must be a plain DNS name.
+// The hostname goes into greetings (IMAP "* OK", SMTP "220"), so it must be a plain DNS name:
+// labels of letters, digits and '-', none empty (one trailing dot, the root, is allowed).
 bool isHostname(std::string_view s) {
+  if (!s.empty() && s.back() == '.') s.remove_suffix(1);
   if (s.empty() || s.size() > 253) return false;
+  size_t label = 0;
   for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.';
-    if (!ok) return false;
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    if (!ok || ++label > 63) return false;
   }
-  return true;
+  return label != 0;
 }
 
 // A name a certificate may be selected by (SNI): a DNS name or a wildcard "*.domain".
@@ -200,6 +208,7 @@ class Builder {
   Config config_;
   size_t certificates_declared_ = 0;
   std::set<std::string> backend_names_;
+  std::set<std::string> backend_names_folded_;         // lower-cased
   std::map<std::string, std::string> login_pointers_;  // lower-case login -> where it was
 };
 
@@ -469,6 +478,10 @@ void Builder::readBackend(const Json& value, const std::string& pointer) {
   if (!name) return;
   if (!backend_names_.insert(*name).second) {
     error(reader.pointerOf("name"), "duplicate backend name " + quoteJson(*name));
+  } else if (!backend_names_folded_.insert(asciiLower(*name)).second) {
+    error(reader.pointerOf("name"), "backend name " + quoteJson(*name) +
+                                        " differs from another only in case (mailHost values "
+                                        "match names without regard to case)");
   }
   backend.name = *name;
   backend.address = address.value_or("");

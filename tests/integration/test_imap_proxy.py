@@ -755,11 +755,13 @@ class ShutdownAndConfigTest(GatehouseTestCase):
         shutil.copy(other_key, g.key)
         rc, out = g.check_config()
         self.assertEqual(rc, 1, out)
+        self.assertIn("/tls/certificates/0/key: key file", out)
         self.assertIn("does not match certificate file", out)
         with open(g.cert, "w") as f:
             f.write("not a certificate\n")
         rc, out = g.check_config()
         self.assertEqual(rc, 1, out)
+        self.assertIn("/tls/certificates/0/cert: certificate file", out)
         self.assertIn("no PEM certificate found", out)
         bad_ca = os.path.join(other_dir, "ca.pem")
         with open(bad_ca, "w") as f:
@@ -770,7 +772,7 @@ class ShutdownAndConfigTest(GatehouseTestCase):
         self.addCleanup(g2.cleanup)
         rc, out = g2.check_config()
         self.assertEqual(rc, 1, out)
-        self.assertIn("ca.pem", out)
+        self.assertIn("/backends/0: ca_file " + bad_ca, out)
 
 
 if __name__ == "__main__":

@@ -410,6 +410,14 @@ TEST_CASE("config: back-ends", "[config]") {
                      {{"name", "A"}, {"address", "10.0.0.3"}}};
     requireOnlyError(parse(j), "/backends/2/name", "duplicate backend name \"A\"");
   }
+  SECTION("names that differ only in case") {
+    // mailHost values match back-end names without regard to case.
+    j["backends"] = {{{"name", "mail-a"}, {"address", "10.0.0.1"}},
+                     {{"name", "Mail-A"}, {"address", "10.0.0.2"}}};
+    requireOnlyError(parse(j), "/backends/1/name",
+                     "backend name \"Mail-A\" differs from another only in case (mailHost values "
+                     "match names without regard to case)");
+  }
   SECTION("ports name protocols") {
     j["backends"] = {{{"name", "A"}, {"address", "10.0.0.1"}, {"ports", {{"imaps", 993}}}}};
     requireOnlyError(parse(j), "/backends/0/ports/imaps",
@@ -526,13 +534,19 @@ TEST_CASE("config: certificates", "[config]") {
         "cannot read \"" + (dir.path() / "missing.crt").string() + "\": No such file or directory");
   }
   SECTION("cert and key are required, names must be DNS names") {
-    j["tls"]["certificates"] = {{{"names", {"mail.example.com", "*.example.com", "bad name"}}}};
+    j["tls"]["certificates"] = {{{"names",
+                                  {"mail.example.com", "*.example.com", "bad name", ".", "a..b",
+                                   "*.", "mail.example.com.", std::string(64, 'x') + ".com"}}}};
     Outcome out = parse(j);
     INFO(describe(out.errors));
-    CHECK(out.errors.size() == 3);
+    CHECK(out.errors.size() == 7);
     CHECK(hasError(out, "/tls/certificates/0/cert", "missing required key"));
     CHECK(hasError(out, "/tls/certificates/0/key", "missing required key"));
     CHECK(hasError(out, "/tls/certificates/0/names/2", "must be a DNS name"));
+    CHECK(hasError(out, "/tls/certificates/0/names/3", "must be a DNS name"));  // selects nothing
+    CHECK(hasError(out, "/tls/certificates/0/names/4", "must be a DNS name"));
+    CHECK(hasError(out, "/tls/certificates/0/names/5", "must be a DNS name"));
+    CHECK(hasError(out, "/tls/certificates/0/names/7", "must be a DNS name"));  // 64-byte label
   }
   SECTION("an unreadable file") {
     if (geteuid() == 0) return;  // root reads everything

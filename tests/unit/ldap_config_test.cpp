@@ -64,11 +64,20 @@ TEST_CASE("ldap config: defaults", "[ldap_config]") {
   CHECK(c.reconnect_max_ms == 5000);
 }
 
+// A real certificate: the reader checks that the CA file holds PEM certificates.
+void writeCaFile(const fs::path& path) {
+  const std::string command =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=test-ca "
+      "-days 2 -keyout /dev/null -out '" +
+      path.string() + "' 2>/dev/null";
+  REQUIRE(std::system(command.c_str()) == 0);
+}
+
 TEST_CASE("ldap config: every key", "[ldap_config]") {
   char pattern[] = "/tmp/gatehouse-ldap-XXXXXX";
   REQUIRE(mkdtemp(pattern) != nullptr);
   fs::path dir = pattern;
-  std::ofstream(dir / "ca.pem") << "not checked here\n";
+  writeCaFile(dir / "ca.pem");
   std::ofstream(dir / "bind.pw") << "s3cret\n";
   Parsed p = parse(R"J({
       "uris": ["ldaps://ldap1.example.com", "ldaps://ldap2.example.com:1636"],
@@ -151,6 +160,22 @@ TEST_CASE("ldap config: service account and TLS combinations", "[ldap_config]") 
                  "/directory/ldap/bind_password_file", "cannot read"));
   CHECK(hasError(with(R"(, "ca_file": "/nonexistent/ca.pem")"), "/directory/ldap/ca_file",
                  "cannot read \"/nonexistent/ca.pem\""));
+  CHECK(hasError(with(R"(, "bind_dn": "not a dn", "bind_password": "pw")"),
+                 "/directory/ldap/bind_dn", "is not a valid DN"));
+  // libldap takes C strings: a NUL would silently cut the DN.
+  CHECK(hasError(with(R"(, "bind_dn": "cn=a\u0000,dc=evil", "bind_password": "pw")"),
+                 "/directory/ldap/bind_dn", "must not contain a NUL byte"));
+  CHECK(hasError(parse(R"({"uris": ["ldap://h"], "base_dn": "dc=x\u0000,dc=y"})"),
+                 "/directory/ldap/base_dn", "must not contain a NUL byte"));
+  {
+    char pattern[] = "/tmp/gatehouse-ldap-XXXXXX";
+    REQUIRE(mkdtemp(pattern) != nullptr);
+    const fs::path dir = pattern;
+    std::ofstream(dir / "junk.pem") << "not a certificate\n";
+    Parsed junk = parse(R"({"uris": ["ldap://h"], "base_dn": "dc=x", "ca_file": "junk.pem"})", dir);
+    CHECK(hasError(junk, "/directory/ldap/ca_file", "no PEM certificate found"));
+    fs::remove_all(dir);
+  }
   Parsed ok = with(R"(, "bind_dn": "cn=a,dc=x", "bind_password": "pw", "starttls": true)");
   INFO(describe(ok));
   REQUIRE(ok.config);
