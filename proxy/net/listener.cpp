@@ -29,6 +29,27 @@ bool isWildcard(const sockaddr_storage& addr) {
   return std::memcmp(&sin6.sin6_addr, &in6addr_any, sizeof in6addr_any) == 0;
 }
 
+// accept() errors that concern one connection only (accept(2): the pending network errors of the
+// new socket, and a client that gave up before it was accepted): the next one may well succeed.
+bool isPerConnection(int error) {
+  switch (error) {
+    case ECONNABORTED:
+    case EINTR:
+    case EPROTO:
+    case EPERM:  // a firewall rule
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool setOption(int fd, int level, int name) {
   const int on = 1;
   return setsockopt(fd, level, name, &on, sizeof on) == 0;
@@ -107,11 +128,9 @@ void Listener::acceptPending() {
     if (fd < 0) {
       const int error = errno;
       if (error == EAGAIN || error == EWOULDBLOCK) return;
-      if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
-        pauseAccepting(error);
-        return;
-      }
-      continue;  // the client gave up (ECONNABORTED), a signal, a network error: the next one
+      if (isPerConnection(error)) continue;
+      pauseAccepting(error);  // out of descriptors or memory: retrying now would only spin
+      return;
     }
     UvHandle<uv_tcp_t> connection;
     int rc = connection.init(nullptr, [this](uv_tcp_t* t) { return uv_tcp_init(loop_, t); });
@@ -127,7 +146,9 @@ void Listener::acceptPending() {
 
 void Listener::pauseAccepting(int error) {
   uv_poll_stop(poll_.get());
-  log::warn("accept failed: out of file descriptors, not accepting for a while",
+  const bool out_of_descriptors = error == EMFILE || error == ENFILE;
+  log::warn(out_of_descriptors ? "accept failed: out of file descriptors, not accepting for a while"
+                               : "accept failed, not accepting for a while",
             {{"address", address_},
              {"port", boundPort()},
              {"error", std::strerror(error)},
