@@ -114,6 +114,12 @@ void BackendLogin::onRead(std::string_view data) {
     const bool was_tls = tls_active_;
     onLine(line);
     if (!*alive || !done_) return;  // failed; `done` may have destroyed this object
+    if (notice_overflow_) {
+      fail(BackendFailure::Unavailable, "back-end sent more than " +
+                                            std::to_string(kMaxClientNotice) +
+                                            " bytes of notices for the user");
+      return;
+    }
     if (tls_active_ && !was_tls && !data.empty()) {
       // Sent in plaintext behind the go-ahead: whoever wrote it, it must not count as the TLS
       // server's (RFC 3207 4.2, RFC 2595 3.1; CVE-2011-0411 seen from the client side).

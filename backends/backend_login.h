@@ -79,8 +79,17 @@ class BackendLogin : private StreamHandler {
   void fail(BackendFailure failure, std::string reason);
   // Login done: hands the stream over once the current line has been handled.
   void succeed(std::string capabilities);
-  // Lines for the client, reported with the outcome (BackendLoginResult::client_notice).
-  void noteForClient(std::string_view lines) { client_notice_.append(lines); }
+  // Lines for the client, reported with the outcome (BackendLoginResult::client_notice). Past
+  // kMaxClientNotice bytes the login fails once the current line has been handled: a back-end
+  // that streams notices would otherwise grow this session's memory until the step timeout.
+  void noteForClient(std::string_view lines) {
+    if (client_notice_.size() + lines.size() > kMaxClientNotice) {
+      notice_overflow_ = true;
+      return;
+    }
+    client_notice_.append(lines);
+  }
+  static constexpr size_t kMaxClientNotice = 16 * 1024;
 
   const Backend& backend_;
   BackendLoginRequest request_;
@@ -104,6 +113,7 @@ class BackendLogin : private StreamHandler {
   std::string client_notice_;
   bool tls_active_ = false;
   bool succeeded_ = false;
+  bool notice_overflow_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 

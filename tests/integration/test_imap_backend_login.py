@@ -59,6 +59,14 @@ class ImapBackendLoginTest(unittest.TestCase):
         self.assertEqual(untagged, [b"* NO [ALERT] Account locked: call the help desk"])
         self.assertEqual(tagged, b"a NO [AUTHENTICATIONFAILED] Authentication failed.")
 
+    def test_a_flood_of_alerts_fails_the_login(self):
+        """The alerts are kept for the client until the login ends, so there is a cap: a back-end
+        that streamed them grew Gatehouse's memory by hundreds of MB per session."""
+        flood = b"* OK [ALERT] " + b"x" * 100 + b"\r\n"
+        _, (untagged, tagged) = self.login(PLAIN_IR, flood * 2000 + b"{tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n")
+        self.assertTrue(tagged.startswith(b"a NO [UNAVAILABLE]"), tagged)
+        self.assertLessEqual(sum(len(line) + 2 for line in untagged), 16 * 1024)
+
 
 if __name__ == "__main__":
     unittest.main()
