@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include <csignal>
 #include <thread>
 
 #include "backends/backend_registry.h"
@@ -139,10 +140,13 @@ int Server::run() {
     for (auto& w : st->server->workers_) {
       w->requestShutdown(st->server->config_->timeouts.shutdown_grace_ms);
     }
-    // A second signal takes the default action: stop at once.
+    // A second SIGTERM or SIGINT takes the default action: stop at once. This loop ends with
+    // its handles, and the thread waits for the workers; SIGHUP stays ignored meanwhile (a log
+    // rotation must not kill the sessions that the grace period lets finish), without a word.
     st->term.reset();
     st->intr.reset();
-    st->hup.reset();
+    st->hup.reset();               // libuv restores the default action here...
+    std::signal(SIGHUP, SIG_IGN);  // ...which would end every session at once
   };
   state.term.init(&state, [&](uv_signal_t* h) { return uv_signal_init(&loop, h); });
   state.intr.init(&state, [&](uv_signal_t* h) { return uv_signal_init(&loop, h); });

@@ -572,6 +572,22 @@ class ImapProxyTest(GatehouseTestCase):
         self.assertEqual(g.wait_exit(GRACE_S + 5), 0, g.stderr_text()[-2000:])
         self.assertLess(time.monotonic() - t0, GRACE_S + 5)
 
+    def test_sighup_during_the_grace_period_changes_nothing(self):
+        """A log rotation's SIGHUP while sessions finish after SIGTERM: it used to take its default
+        action then, killing the process and every session without a goodbye."""
+        g = self.new_gatehouse([self.A.backend_config()], [user("alice", ALICE_PW, "A")],
+                               timeouts=REAL_BACKEND_TIMEOUTS)
+        c = self.connect(g)
+        self.addCleanup(c.close)
+        c.login("alice", ALICE_PW)
+        g.terminate()
+        g.wait_log(lambda l: l.get("msg") == "shutting down", what="shutting down")
+        g.proc.send_signal(signal.SIGHUP)  # an ignored signal is discarded as it is sent
+        c.ok("n", "NOOP")  # still served
+        lines = c.read_until_eof(GRACE_S + 5)
+        self.assertTrue(any(l.startswith(b"* BYE") for l in lines), lines)
+        self.assertEqual(g.wait_exit(GRACE_S + 5), 0, g.stderr_text()[-2000:])
+
 
 def _flatten(obj, prefix=""):
     for k, v in obj.items():
