@@ -37,6 +37,17 @@ bool isAlert(const imap::Response& r) {
   return startsWithKeyword(r.code, "ALERT");
 }
 
+// The line to the client is Gatehouse's own, so it must be valid IMAP whatever the back-end sent:
+// text is 1*TEXT-CHAR, and NUL is no CHAR (RFC 3501 9). 8-bit bytes stay (UTF-8 in practice).
+std::string alertLine(std::string_view prefix, std::string_view text) {
+  std::string line(prefix);
+  for (char c : text) {
+    if (c != '\0') line += c;
+  }
+  line += "\r\n";
+  return line;
+}
+
 }  // namespace
 
 void ImapBackendLogin::onLine(std::string_view line) {
@@ -170,14 +181,14 @@ void ImapBackendLogin::onLoginAnswer(const imap::Response& r) {
   }
   if (r.kind == imap::ResponseKind::Untagged && isAlert(r)) {
     // Meant for the user's eyes (RFC 3501 7.1: the client must show it), e.g. a quota warning.
-    noteForClient((r.status == imap::ResponseStatus::No ? "* NO [ALERT] " : "* OK [ALERT] ") +
-                  r.text + "\r\n");
+    noteForClient(alertLine(
+        r.status == imap::ResponseStatus::No ? "* NO [ALERT] " : "* OK [ALERT] ", r.text));
     return;
   }
   if (r.kind != imap::ResponseKind::Tagged || r.tag != "L") return;  // ID's answer and data
   if (r.status != imap::ResponseStatus::Ok && isAlert(r)) {
     // Said untagged: the tagged answer stays Gatehouse's own generic one.
-    noteForClient("* NO [ALERT] " + r.text + "\r\n");
+    noteForClient(alertLine("* NO [ALERT] ", r.text));
   }
   if (r.status == imap::ResponseStatus::Ok) {
     if (startsWithKeyword(r.code, "CAPABILITY")) {

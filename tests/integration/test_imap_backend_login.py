@@ -59,6 +59,11 @@ class ImapBackendLoginTest(unittest.TestCase):
         self.assertEqual(untagged, [b"* NO [ALERT] Account locked: call the help desk"])
         self.assertEqual(tagged, b"a NO [AUTHENTICATIONFAILED] Authentication failed.")
 
+    def test_an_alert_never_carries_a_nul_to_the_client(self):
+        _, (untagged, tagged) = self.login(PLAIN_IR, b"{tag} NO [ALERT] \xff\xfe\x00bad\r\n")
+        self.assertEqual(untagged, [b"* NO [ALERT] \xff\xfebad"])
+        self.assertEqual(tagged, b"a NO [AUTHENTICATIONFAILED] Authentication failed.")
+
     def test_a_flood_of_alerts_fails_the_login(self):
         """The alerts are kept for the client until the login ends, so there is a cap: a back-end
         that streamed them grew Gatehouse's memory by hundreds of MB per session."""
