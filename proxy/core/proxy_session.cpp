@@ -401,6 +401,11 @@ bool ProxySession::mayForward(RelaySide from, std::string_view data) {
   return false;
 }
 
+std::string_view ProxySession::rewrite(RelaySide from, std::string_view data,
+                                       std::string& scratch) {
+  return from == RelaySide::Backend ? rewriteBackendBytes(data, scratch) : data;
+}
+
 void ProxySession::onRelayBytes(RelaySide from, std::string_view data) {
   if (from == RelaySide::Backend) onBackendBytes(data);
 }

@@ -68,6 +68,10 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   virtual std::string goodbye(Goodbye reason) const = 0;
   // Back-end bytes on their way to the client (framing, e.g. to see where lines start).
   virtual void onBackendBytes(std::string_view) {}
+  // The back-end bytes to send the client in place of `data` (new bytes kept in `scratch`).
+  virtual std::string_view rewriteBackendBytes(std::string_view data, std::string& /*scratch*/) {
+    return data;
+  }
   // Client bytes after login on their way to the back-end. False refuses them: they are not
   // forwarded, and the protocol has called finish() (else the session ends without a goodbye).
   virtual bool onClientBytes(std::string_view) { return true; }
@@ -135,6 +139,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void onWritable() final;
   void onRelayBytes(RelaySide from, std::string_view data) final;
   bool mayForward(RelaySide from, std::string_view data) final;
+  std::string_view rewrite(RelaySide from, std::string_view data, std::string& scratch) final;
   void onRelayEnded(RelaySide side, bool error, std::string_view reason) final;
 
   void greet(std::string received);

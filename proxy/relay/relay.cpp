@@ -52,8 +52,10 @@ void Relay::Side::onRead(std::string_view data) {
   bytes += data.size();
   relay->last_activity_ms_ = uv_now(relay->loop_);
   if (!relay->observer_.mayForward(side, data)) return;  // the relay may be detached by now
+  std::string scratch;
+  data = relay->observer_.rewrite(side, data, scratch);
   relay->observer_.onRelayBytes(side, data);
-  peer->write(data);
+  if (!data.empty()) peer->write(data);
   if (!paused && peer->queuedBytes() > Stream::kHighWatermark) {
     paused = true;
     ++pauses;

@@ -24,6 +24,12 @@ class RelayObserver {
   // that would undo the login). On false the relay drops them and does nothing more in this
   // call, so the observer may end the session (and close the streams) from here.
   virtual bool mayForward(RelaySide /*from*/, std::string_view /*data*/) { return true; }
+  // Called after mayForward: the bytes to write in place of `data` (SMTP takes the extensions it
+  // refuses out of EHLO replies). New bytes are kept in `scratch`.
+  virtual std::string_view rewrite(RelaySide /*from*/, std::string_view data,
+                                   std::string& /*scratch*/) {
+    return data;
+  }
   // `side` finished sending (error=false) or failed. The relay has done nothing about it yet:
   // call passEnd() to forward a half-close, or end the session.
   virtual void onRelayEnded(RelaySide side, bool error, std::string_view reason) = 0;

@@ -74,6 +74,9 @@ void RelayGuard::clientLineEnd() {
     ++outstanding_;
     std::string_view line = trimEnd(line_);
     last_was_data_ = asciiEqualsIgnoreCase(line, "DATA");
+    const bool ehlo =
+        asciiStartsWithIgnoreCase(line, "EHLO") && (line.size() == 4 || isBlank(line[4]));
+    if (ehlo && outstanding_ == 1) ehlo_sent_ = true;
   }
   line_.clear();
   line_length_ = 0;

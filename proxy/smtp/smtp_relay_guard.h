@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace gatehouse::smtp {
 
@@ -39,6 +40,9 @@ class RelayGuard {
   bool awaitingReplies() const { return outstanding_ > 0; }
   // The verb that was refused, for the log.
   const std::string& refusedVerb() const { return refused_; }
+  // True once after the client sent an EHLO that was then the only command without a reply: the
+  // back-end's next reply answers it (see EhloReplyFilter).
+  bool takeEhloSent() { return std::exchange(ehlo_sent_, false); }
 
  private:
   enum class Mode { Command, Data };
@@ -55,7 +59,8 @@ class RelayGuard {
   size_t line_length_ = 0;  // bytes of the current line so far
   Dot dot_ = Dot::Start;
   bool last_was_data_ = false;  // the last complete command line was DATA, nothing sent since
-  uint64_t outstanding_ = 0;    // command lines sent minus final replies seen
+  bool ehlo_sent_ = false;
+  uint64_t outstanding_ = 0;  // command lines sent minus final replies seen
   std::string refused_;
 
   // Back-end side.

@@ -368,6 +368,23 @@ class SmtpProxyTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)
         self.assertTrue(lines[0].startswith("421 4.7.0 mail.example.test"), lines)
 
+    def test_ehlo_after_login_offers_nothing_the_relay_refuses(self):
+        """Postfix offers Gatehouse's trusted address XCLIENT and XFORWARD, and CHUNKING: after
+        login the client's EHLO reaches Postfix, and its reply must not offer what would end the
+        session: a client that used an offered BDAT or XCLIENT would lose it."""
+        with smtplib.SMTP("127.0.0.1", self.g.port("plain"), timeout=IO_TIMEOUT,
+                          local_hostname="client.example") as s:
+            s.login(ALICE, ALICE_PW)
+            code, reply = s.ehlo("client.example")
+            self.assertEqual(code, 250, reply)
+            keywords = [line.split()[0].upper() for line in reply.decode().splitlines()[1:]]
+            self.assertIn("PIPELINING", keywords)  # Postfix's own list, not Gatehouse's
+            for refused in ("XCLIENT", "XFORWARD", "CHUNKING", "STARTTLS"):
+                self.assertNotIn(refused, keywords)
+            subject = self.subject()
+            self.assertEqual(s.sendmail(ALICE, [BOB], message(subject)), {})
+        self.wait_delivered(self.B, BOB, subject)
+
     def test_bdat_after_login_is_refused_so_a_chunk_cannot_hide_xclient(self):
         # Postfix skips the 1-byte chunk of a BDAT it refuses (no RCPT yet) and would then run the
         # XCLIENT that the chunk's "X" hid from a line-based check: found by an audit, delivered as bob.
