@@ -1,5 +1,5 @@
-// libFuzzer target for the SMTP command parser and the relayed-SMTP guard: no crash, no UB, and
-// results that do not depend on how the input is split between reads.
+// libFuzzer target for the SMTP command parser, the relayed-SMTP guard and the relayed EHLO reply
+// filter: no crash, no UB, and results that do not depend on how the input is split between reads.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/smtp_reply.h"
+#include "proxy/smtp/smtp_ehlo_filter.h"
 #include "proxy/smtp/smtp_parser.h"
 #include "proxy/smtp/smtp_relay_guard.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -15,6 +16,7 @@
 namespace {
 
 using gatehouse::smtp::CommandParser;
+using gatehouse::smtp::EhloReplyFilter;
 using gatehouse::smtp::RelayGuard;
 using gatehouse::smtp::Result;
 using gatehouse::smtp::ResultKind;
@@ -118,12 +120,43 @@ GuardState playGuard(std::string_view input, bool bytewise) {
   return {refused, guard.refusedVerb(), guard.atReplyLineStart(), guard.backendSaidGoodbye()};
 }
 
+// What the client gets of back-end bytes read in two pieces cut at `split` (or one byte at a
+// time), the filter expecting an EHLO reply first.
+std::string filterEhlo(std::string_view input, size_t split, bool bytewise) {
+  EhloReplyFilter filter;
+  filter.expectReply();
+  std::string out;
+  auto feed = [&](std::string_view part) {
+    if (!filter.active()) {
+      out += part;
+      return;
+    }
+    std::string scratch;
+    filter.filter(part, scratch);
+    out += scratch;
+  };
+  if (bytewise) {
+    for (char c : input) feed(std::string_view(&c, 1));
+  } else {
+    feed(input.substr(0, split));
+    feed(input.substr(split));
+  }
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   if (size < 2) return 0;
   const std::string_view input(reinterpret_cast<const char*>(bytes) + 2, size - 2);
   const size_t split = input.empty() ? 0 : bytes[1] * input.size() / 255;
+  if (bytes[0] & 4) {
+    const std::string whole = filterEhlo(input, input.size(), false);
+    check(whole == filterEhlo(input, split, false), "EHLO filter depends on the split");
+    check(whole == filterEhlo(input, 0, true), "EHLO filter depends on read sizes");
+    check(whole.size() <= input.size(), "EHLO filter added bytes");
+    return 0;
+  }
   if (bytes[0] & 2) {
     check(playGuard(input, false) == playGuard(input, true), "guard depends on read sizes");
     return 0;
