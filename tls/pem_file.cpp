@@ -10,6 +10,12 @@
 
 namespace gatehouse {
 
+bool pemReadEndedCleanly() {
+  const uint32_t err = ERR_peek_last_error();
+  return err == 0 ||
+         (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE);
+}
+
 std::string pemCertificatesProblem(const std::string& path) {
   bssl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "r"));
   if (!bio) {
@@ -18,13 +24,10 @@ std::string pemCertificatesProblem(const std::string& path) {
   }
   size_t count = 0;
   while (bssl::UniquePtr<X509>(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))) ++count;
-  const uint32_t err = ERR_peek_last_error();
+  const bool clean_end = pemReadEndedCleanly();
   ERR_clear_error();
-  // The reading loop ends with "no start line" at the end of the file; anything else is damage.
-  const bool clean_end =
-      err == 0 || (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE);
-  if (!clean_end) return count == 0 ? "no PEM certificate found" : "malformed PEM";
-  return count == 0 ? "no PEM certificate found" : "";
+  if (count == 0) return "no PEM certificate found";
+  return clean_end ? "" : "malformed PEM";
 }
 
 }  // namespace gatehouse

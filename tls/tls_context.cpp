@@ -19,6 +19,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "tls/pem_file.h"
 #include "tls/ticket_keys.h"
 
 namespace gatehouse {
@@ -171,10 +172,7 @@ bool loadEntry(const CertificateConfig& config, const std::string& at, CertEntry
     entry.chain.push_back(std::move(buffer));
     if (!leaf) leaf = std::move(cert);
   }
-  uint32_t err = ERR_peek_last_error();
-  bool clean_end =
-      err == 0 || (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE);
-  if (!leaf || !clean_end) {
+  if (!leaf || !pemReadEndedCleanly()) {
     error = at + "/cert: certificate file " + config.cert_file + ": " +
             (leaf ? "malformed PEM: " + lastCryptoError() : "no PEM certificate found");
     ERR_clear_error();

@@ -90,11 +90,7 @@ std::string Listener::listen(const std::string& address, uint16_t port, int back
   address_ = address;
   // Saves a getsockname() per connection: a socket bound to one address is only reached there.
   if (!isWildcard(addr)) {
-    sockaddr_storage bound{};
-    socklen_t length = sizeof bound;
-    if (getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
-      local_address_ = formatAddress(bound);
-    }
+    if (auto bound = boundAddress()) local_address_ = formatAddress(*bound);
   }
   return {};
 }
@@ -106,12 +102,18 @@ void Listener::close() {
   fd_ = -1;
 }
 
-uint16_t Listener::boundPort() const {
+std::optional<sockaddr_storage> Listener::boundAddress() const {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (fd_ < 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
-  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  if (fd_ < 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
+  return ss;
+}
+
+uint16_t Listener::boundPort() const {
+  std::optional<sockaddr_storage> ss = boundAddress();
+  if (!ss) return 0;
+  if (ss->ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&*ss)->sin_port);
+  return ntohs(reinterpret_cast<sockaddr_in6*>(&*ss)->sin6_port);
 }
 
 void Listener::onReadable(uv_poll_t* poll, int status, int /*events*/) {

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "proxy/core/timer.h"
@@ -39,6 +40,7 @@ class Listener {
   void close();
 
  private:
+  std::optional<sockaddr_storage> boundAddress() const;
   static void onReadable(uv_poll_t* poll, int status, int events);
   void acceptPending();
   void pauseAccepting(int error);
