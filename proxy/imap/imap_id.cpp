@@ -20,8 +20,11 @@ bool isValidIdArgument(const std::vector<Token>& args) {
   for (size_t i = 1; i + 1 < args.size(); i += 2) {
     const Token& field = args[i];
     const Token& value = args[i + 1];
-    if (!isAstring(field) || field.value.size() > kMaxField) return false;
-    if (!isAstring(value) && value.kind != TokenKind::Nil) return false;
+    // A field is a string (atoms allowed, as Dovecot does), never NIL.
+    if (!isAstring(field) || field.kind == TokenKind::Nil || field.value.size() > kMaxField) {
+      return false;
+    }
+    if (!isAstring(value)) return false;  // NIL included: an nstring
     if (value.value.size() > kMaxValue) return false;
   }
   return true;

@@ -436,7 +436,7 @@ bool CommandParser::tokenizeAtom(std::string_view line, size_t* pos) {
   }
   const std::string_view atom = line.substr(*pos, end - *pos);
   if (isNil(atom)) {
-    command_.args.push_back(Token{TokenKind::Nil, {}});
+    command_.args.push_back(Token{TokenKind::Nil, std::string(atom)});
   } else {
     command_.args.push_back(Token{TokenKind::Atom, std::string(atom)});
   }

@@ -27,12 +27,13 @@ enum class TokenKind {
 
 struct Token {
   TokenKind kind = TokenKind::Atom;
-  std::string value;  // empty for Nil, ListStart and ListEnd
+  std::string value;  // empty for ListStart and ListEnd; for Nil, the atom as typed ("nil")
 };
 
-// An astring (RFC 3501): an atom or a string, as LOGIN's arguments are.
+// An astring (RFC 3501), as LOGIN's arguments are: an atom or a string. NIL is an atom too:
+// "a LOGIN nil secret" is a login as the user "nil", where an nstring would be NIL.
 inline bool isAstring(const Token& t) {
-  return t.kind == TokenKind::Atom || t.kind == TokenKind::String;
+  return t.kind == TokenKind::Atom || t.kind == TokenKind::String || t.kind == TokenKind::Nil;
 }
 
 struct Command {

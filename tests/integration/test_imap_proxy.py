@@ -33,7 +33,8 @@ WEIRD_PW = 'pä"ss\\wörd€ {3}'       # 8-bit UTF-8, a quote, a backslash and 
 QUOTED_PW = 'q"uo\\te d%*'           # 7-bit with what a quoted string must escape
 GHOST_PW = "ghost-pass"              # known to Gatehouse, unknown to the back-end
 WRONG_PW = "wrong-secret-7731"
-PASSWORDS = [ALICE_PW, BOB_PW, WEIRD_PW, QUOTED_PW, GHOST_PW, WRONG_PW, "carol-pass", "pop-only-pass"]
+NIL_PW = "nil-user-pass"               # the password of a user called "nil"
+PASSWORDS = [ALICE_PW, BOB_PW, WEIRD_PW, QUOTED_PW, GHOST_PW, WRONG_PW, NIL_PW, "carol-pass", "pop-only-pass"]
 
 # Short where a test waits for a timeout (greeting: BackendFailureTest); the login replay shares the
 # greeting timeout, so the class talking to real Dovecot gets a longer one (Dovecot may delay a reply).
@@ -103,8 +104,8 @@ class ImapProxyTest(GatehouseTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.A = Dovecot("A", "127.0.0.11", {"alice": ALICE_PW, "weird": WEIRD_PW, "quoter": QUOTED_PW},
-                        markers=["on-A"])
+        cls.A = Dovecot("A", "127.0.0.11", {"alice": ALICE_PW, "weird": WEIRD_PW, "quoter": QUOTED_PW,
+                                                  "nil": NIL_PW}, markers=["on-A"])
         cls.addClassCleanup(cls.A.stop)
         cls.welcome_subject = f"welcome-alice-{uuid.uuid4().hex[:8]}"
         cls.A.deliver("alice", make_message(cls.welcome_subject, body="Welcome to back-end A.\r\n"))
@@ -113,7 +114,7 @@ class ImapProxyTest(GatehouseTestCase):
         cls.addClassCleanup(cls.B.stop)
         cls.B.start()
         cls.users = [user("alice", ALICE_PW, "A"), user("bob", BOB_PW, "B"), user("weird", WEIRD_PW, "A"),
-                     user("quoter", QUOTED_PW, "A"), user("ghost", GHOST_PW, "A"),
+                     user("quoter", QUOTED_PW, "A"), user("ghost", GHOST_PW, "A"), user("nil", NIL_PW, "A"),
                      user("poponly", "pop-only-pass", "A", backend_login="alice", protocols=["pop3"])]
         cls.g = Gatehouse({"listeners": LISTENERS, "backends": [cls.A.backend_config(), cls.B.backend_config()],
                            "timeouts": dict(REAL_BACKEND_TIMEOUTS)}, users=cls.users)
@@ -396,6 +397,16 @@ class ImapProxyTest(GatehouseTestCase):
         with self.connect(self.g) as c:
             c.ok("a", "AUTHENTICATE PLAIN " + plain_sasl("weird", WEIRD_PW))
             self.assert_lands_on(c, "on-A", "on-B")
+
+    def test_nil_atom_is_a_login_name_and_a_password(self):
+        # LOGIN takes astrings, and the atom NIL is one (RFC 3501 9): a user called "nil" logs in with
+        # it unquoted, and NIL as a password is a wrong password, not a syntax error.
+        with self.connect(self.g) as c:
+            c.ok("a", f"LOGIN nil {NIL_PW}")
+            self.assert_lands_on(c, "on-A", "on-B")
+        with self.connect(self.g) as c:
+            _, tagged = c.command("b", "LOGIN alice NIL")
+            self.assertRegex(tagged, rb"^b NO \[AUTHENTICATIONFAILED\]")
 
     def test_authenticate_plain_dialogues(self):
         with self.connect(self.g) as c:  # SASL-IR

@@ -19,7 +19,7 @@ std::string render(const Token& token) {
     case TokenKind::String:
       return "S:" + token.value;
     case TokenKind::Nil:
-      return "NIL";
+      return "NIL:" + token.value;
     case TokenKind::ListStart:
       return "(";
     case TokenKind::ListEnd:
@@ -101,7 +101,7 @@ TEST_CASE("imap parser: simple commands", "[imap_parser]") {
   // Bare LF is accepted.
   CHECK(parseAll("x LOGOUT\n") == Lines{"CMD x LOGOUT"});
   // ']' is an ASTRING-CHAR; NIL is recognised in any case.
-  CHECK(parseAll("a LOGIN us]er nIl\r\n") == Lines{"CMD a LOGIN A:us]er NIL"});
+  CHECK(parseAll("a LOGIN us]er nIl\r\n") == Lines{"CMD a LOGIN A:us]er NIL:nIl"});
   CHECK(parseAll("a AUTHENTICATE PLAIN dGVzdAB0ZXN0AHRlc3Q=\r\n") ==
         Lines{"CMD a AUTHENTICATE A:PLAIN A:dGVzdAB0ZXN0AHRlc3Q="});
 }
@@ -176,9 +176,10 @@ TEST_CASE("imap parser: tags and names", "[imap_parser]") {
 
 TEST_CASE("imap parser: lists for ID", "[imap_parser]") {
   CHECK(parseAll("a ID (\"name\" \"x\")\r\n") == Lines{"CMD a ID ( S:name S:x )"});
-  CHECK(parseAll("a ID NIL\r\n") == Lines{"CMD a ID NIL"});
+  CHECK(parseAll("a ID NIL\r\n") == Lines{"CMD a ID NIL:NIL"});
   CHECK(parseAll("a ID ()\r\n") == Lines{"CMD a ID ( )"});
-  CHECK(parseAll("a ID (\"k\" NIL \"v\" (x))\r\n") == Lines{"CMD a ID ( S:k NIL S:v ( A:x ) )"});
+  CHECK(parseAll("a ID (\"k\" NIL \"v\" (x))\r\n") ==
+        Lines{"CMD a ID ( S:k NIL:NIL S:v ( A:x ) )"});
   CHECK(parseAll("a ID (\"name\" \"x\"\r\n") == Lines{"ERR a Unclosed list"});
   CHECK(parseAll("a ID (\r\n") == Lines{"ERR a Unclosed list"});
   CHECK(parseAll("a ID )\r\n") == Lines{"ERR a Unexpected ')'"});
