@@ -90,15 +90,21 @@ void ProxySession::greet(std::string received) {
 
 void ProxySession::armPreauthTimer() {
   timer_.start(preauthWaitMs(), [this] {
-    bool deadline = uv_now(ctx_.loop) - started_ms_ >= ctx_.config->timeouts.login_deadline_ms;
+    bool deadline = uv_now(ctx_.loop) - started_ms_ >= loginDeadlineMs();
     // Said as Dovecot says it in both cases: the client need not know which limit it hit.
     finish(Goodbye::PreauthTimeout, deadline ? "login_timeout" : "preauth_timeout");
   });
 }
 
+uint64_t ProxySession::loginDeadlineMs() const {
+  // A deadline shorter than one silent wait would cut that wait short: submission's 5 minutes
+  // (RFC 5321 4.5.3.2.7) would end after Dovecot's 3.
+  return std::max<uint64_t>(ctx_.config->timeouts.login_deadline_ms, preauthIdleMs());
+}
+
 unsigned ProxySession::preauthWaitMs() const {
   uint64_t elapsed = uv_now(ctx_.loop) - started_ms_;
-  uint64_t deadline = ctx_.config->timeouts.login_deadline_ms;
+  uint64_t deadline = loginDeadlineMs();
   uint64_t left = elapsed < deadline ? deadline - elapsed : 0;
   return static_cast<unsigned>(std::min<uint64_t>(preauthIdleMs(), left));
 }

@@ -86,8 +86,8 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   // The configured back-ends to log in to, in order, for a user whose home is `home`: the next
   // is tried when one is unavailable. IMAP and POP3: the home only. SMTP: a relay pool.
   virtual std::vector<std::string> backendsFor(const std::string& home) const { return {home}; }
-  // How long the client may be silent before login (and never beyond timeouts.login_deadline_ms
-  // from connect), and a relayed session idle either way.
+  // How long the client may be silent before login (and never beyond loginDeadlineMs() from
+  // connect), and a relayed session idle either way.
   virtual unsigned preauthIdleMs() const { return ctx_.config->timeouts.preauth_idle_ms; }
   virtual unsigned relayIdleMs() const { return ctx_.config->timeouts.session_idle_ms; }
 
@@ -152,6 +152,8 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void loginFailed(LoginFailure failure);
   void answerLoginFailure(LoginFailure failure);
   void armPreauthTimer();
+  // timeouts.login_deadline_ms, or one preauthIdleMs() if that is longer.
+  uint64_t loginDeadlineMs() const;
   unsigned preauthWaitMs() const;
   void holdDuringLogin(std::string_view data);
   void startRelay(BackendLoginResult result);

@@ -26,11 +26,12 @@ FLOOD_DEADLINE = 30       # the whole flood, whatever happens
 GROWTH_LIMIT = 16 << 20   # Gatehouse's RSS growth allowed while a client floods
 
 
-def start_gatehouse(test_class, timeouts):
+def start_gatehouse(test_class, timeouts, submission=None):
     """Gatehouse with plaintext IMAP, IMAPS, POP3 and submission listeners; its one back-end is a
     closed port (nothing here may reach it)."""
     closed = closed_port()
-    g = Gatehouse({
+    extra = {"submission": submission} if submission else {}
+    g = Gatehouse({**extra,
         "listeners": [listener("imap", protocol="imap", require_tls_for_auth=False),
                       listener("imaps", protocol="imap", tls="implicit"),
                       listener("pop3", protocol="pop3", require_tls_for_auth=False),
@@ -237,7 +238,8 @@ class LoginDeadlineTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.g = start_gatehouse(cls, {"preauth_idle_ms": IDLE_MS, "login_deadline_ms": LOGIN_DEADLINE_MS})
+        cls.g = start_gatehouse(cls, {"preauth_idle_ms": IDLE_MS, "login_deadline_ms": LOGIN_DEADLINE_MS},
+                                submission={"command_timeout_ms": IDLE_MS})
 
     def check_drip_ends_at_the_deadline(self, name):
         command, answered, goodbye = DRIPS[name]
@@ -276,6 +278,34 @@ class LoginDeadlineTest(unittest.TestCase):
 
     def test_smtp_busy_client_is_sent_away_at_the_login_deadline(self):
         self.check_drip_ends_at_the_deadline("submission")
+
+
+class SubmissionCommandTimeoutTest(unittest.TestCase):
+    """RFC 5321 4.5.3.2.7: a server waits at least 5 minutes for the next command. A login deadline
+    shorter than submission's command timeout (Dovecot's 3 minutes against 5, by default) must not
+    cut that wait short (found by a review: a silent client was sent away after 3 minutes)."""
+
+    COMMAND_TIMEOUT_MS = 2000
+
+    @classmethod
+    def setUpClass(cls):
+        cls.g = start_gatehouse(cls, {"preauth_idle_ms": IDLE_MS, "login_deadline_ms": IDLE_MS},
+                                submission={"command_timeout_ms": cls.COMMAND_TIMEOUT_MS})
+
+    def test_silent_client_waits_the_whole_command_timeout(self):
+        started = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", self.g.port("submission")), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"EHLO client.example\r\n")
+        received = b""
+        while not received.endswith(b"\r\n") or b"421 " not in received:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        waited = time.monotonic() - started
+        self.assertIn(b"\r\n421 4.4.2 ", received)
+        self.assertGreaterEqual(waited, self.COMMAND_TIMEOUT_MS / 1000 * 0.9, received)
 
 
 if __name__ == "__main__":
