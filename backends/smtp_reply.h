@@ -19,6 +19,18 @@ struct ReplyLine {
 // nothing.
 std::optional<ReplyLine> parseReplyLine(std::string_view line);
 
+// Whether a reply line starting with `head` (its first four bytes, or all of it if shorter; the
+// LF excluded) is the last line of a final reply: a 2xx, 4xx or 5xx code without '-' after it.
+// 3xx (334 for AUTH, 354 for DATA) leave the command waiting for its final reply. Looser than
+// parseReplyLine ("250\r" ends a reply too): a relay counting replies must not miss one the
+// client will take as final.
+inline bool endsFinalReply(std::string_view head) {
+  if (head.size() < 3) return false;
+  const bool digits = head[0] >= '2' && head[0] <= '5' && head[1] >= '0' && head[1] <= '9' &&
+                      head[2] >= '0' && head[2] <= '9';
+  return digits && head[0] != '3' && (head.size() == 3 || head[3] != '-');
+}
+
 // One EHLO extension line ("SIZE 10240000", "AUTH PLAIN LOGIN"): keyword upper-cased, parameters
 // as sent (split at spaces).
 struct EhloKeyword {

@@ -2,6 +2,9 @@
 // skipped only when the back-end's 354 certainly started it.
 #include "proxy/smtp/smtp_relay_guard.h"
 
+#include <algorithm>
+
+#include "backends/smtp_reply.h"
 #include "proxy/core/ascii.h"
 
 namespace gatehouse::smtp {
@@ -76,14 +79,15 @@ void RelayGuard::clientLineEnd() {
     last_was_data_ = asciiEqualsIgnoreCase(line, "DATA");
     const bool ehlo =
         asciiStartsWithIgnoreCase(line, "EHLO") && (line.size() == 4 || isBlank(line[4]));
-    if (ehlo && outstanding_ == 1) ehlo_sent_ = true;
+    if (ehlo) ehlo_filter_.expectReply(outstanding_ - 1);
   }
   line_.clear();
   line_length_ = 0;
   dot_ = Dot::Start;
 }
 
-void RelayGuard::fromBackend(std::string_view data) {
+std::string_view RelayGuard::fromBackend(std::string_view data, std::string& scratch) {
+  data = ehlo_filter_.filter(data, scratch);
   for (char c : data) {
     if (c == '\n') {
       replyLineEnd();
@@ -93,6 +97,7 @@ void RelayGuard::fromBackend(std::string_view data) {
     ++reply_column_;
     if (reply_column_ == 3) replyCodeSeen();
   }
+  return data;
 }
 
 void RelayGuard::replyCodeSeen() {
@@ -109,14 +114,9 @@ void RelayGuard::replyCodeSeen() {
 }
 
 void RelayGuard::replyLineEnd() {
-  size_t column = reply_column_;
+  const std::string_view head(reply_head_, std::min(reply_column_, sizeof reply_head_));
   reply_column_ = 0;
-  if (column < 3) return;
-  bool digits = reply_head_[0] >= '2' && reply_head_[0] <= '5' && reply_head_[1] >= '0' &&
-                reply_head_[1] <= '9' && reply_head_[2] >= '0' && reply_head_[2] <= '9';
-  bool final = column == 3 || reply_head_[3] != '-';
-  // 3xx (334 AUTH, 354 DATA) are intermediate: the command still waits for its final reply.
-  if (digits && final && reply_head_[0] != '3' && outstanding_ > 0) --outstanding_;
+  if (endsFinalReply(head) && outstanding_ > 0) --outstanding_;
 }
 
 }  // namespace gatehouse::smtp

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <utility>
 
+#include "proxy/smtp/smtp_ehlo_filter.h"
+
 namespace gatehouse::smtp {
 
 class RelayGuard {
@@ -29,8 +31,9 @@ class RelayGuard {
   // Client bytes about to go to the back-end. False: they hold (the start of) a refused command;
   // none of the bytes may be forwarded and the session must end. Stays false afterwards.
   bool fromClient(std::string_view data);
-  // Back-end bytes about to go to the client.
-  void fromBackend(std::string_view data);
+  // Back-end bytes about to go to the client: what the client gets of them (`data` itself, or
+  // a view of `scratch` when an EHLO reply lost lines, see EhloReplyFilter).
+  std::string_view fromBackend(std::string_view data, std::string& scratch);
 
   // The back-end is between reply lines: a line injected now reaches the client whole.
   bool atReplyLineStart() const { return reply_column_ == 0; }
@@ -40,9 +43,6 @@ class RelayGuard {
   bool awaitingReplies() const { return outstanding_ > 0; }
   // The verb that was refused, for the log.
   const std::string& refusedVerb() const { return refused_; }
-  // True once after the client sent an EHLO that was then the only command without a reply: the
-  // back-end's next reply answers it (see EhloReplyFilter).
-  bool takeEhloSent() { return std::exchange(ehlo_sent_, false); }
 
  private:
   enum class Mode { Command, Data };
@@ -59,11 +59,11 @@ class RelayGuard {
   size_t line_length_ = 0;  // bytes of the current line so far
   Dot dot_ = Dot::Start;
   bool last_was_data_ = false;  // the last complete command line was DATA, nothing sent since
-  bool ehlo_sent_ = false;
-  uint64_t outstanding_ = 0;  // command lines sent minus final replies seen
+  uint64_t outstanding_ = 0;    // command lines sent minus final replies seen
   std::string refused_;
 
   // Back-end side.
+  EhloReplyFilter ehlo_filter_;
   size_t reply_column_ = 0;
   char reply_head_[4] = {};
   bool saw_goodbye_ = false;

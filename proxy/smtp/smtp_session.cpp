@@ -261,10 +261,7 @@ std::string SmtpSession::onLoggedIn(const BackendLoginResult&) {
 }
 
 bool SmtpSession::onClientBytes(std::string_view data) {
-  if (guard_.fromClient(data)) {
-    if (guard_.takeEhloSent()) ehlo_filter_.expectReply();
-    return true;
-  }
+  if (guard_.fromClient(data)) return true;
   log::warn("refused client command after login",
             {{"session", sessionId()}, {"user", user_}, {"verb", guard_.refusedVerb()}});
   finish("421 4.7.0 " + hostname_ + " Error: " + guard_.refusedVerb() +
@@ -274,9 +271,7 @@ bool SmtpSession::onClientBytes(std::string_view data) {
 }
 
 std::string_view SmtpSession::rewriteBackendBytes(std::string_view data, std::string& scratch) {
-  if (!ehlo_filter_.active()) return data;
-  ehlo_filter_.filter(data, scratch);
-  return scratch;
+  return guard_.fromBackend(data, scratch);
 }
 
 std::unique_ptr<BackendLogin> SmtpSession::makeBackendLogin(const Backend& backend,

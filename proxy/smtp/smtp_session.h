@@ -8,7 +8,6 @@
 
 #include "proxy/core/proxy_session.h"
 #include "proxy/core/sasl_server.h"
-#include "proxy/smtp/smtp_ehlo_filter.h"
 #include "proxy/smtp/smtp_parser.h"
 #include "proxy/smtp/smtp_relay_guard.h"
 
@@ -28,7 +27,6 @@ class SmtpSession final : public ProxySession {
                                                  BackendLoginRequest request,
                                                  BackendLogin::Callback done) override;
   std::string goodbye(Goodbye reason) const override;
-  void onBackendBytes(std::string_view data) override { guard_.fromBackend(data); }
   std::string_view rewriteBackendBytes(std::string_view data, std::string& scratch) override;
   bool onClientBytes(std::string_view data) override;
   bool atClientLineStart() const override { return guard_.atReplyLineStart(); }
@@ -53,7 +51,6 @@ class SmtpSession final : public ProxySession {
   const std::string& hostname_;
   std::unique_ptr<smtp::CommandParser> parser_;  // released once the relay starts
   smtp::RelayGuard guard_;
-  smtp::EhloReplyFilter ehlo_filter_;
   std::string helo_;  // the client's EHLO/HELO name; empty until it said one (again after TLS)
   unsigned junk_commands_ = 0;
 };

@@ -89,6 +89,7 @@ struct GuardState {
   std::string verb;
   bool line_start = true;
   bool goodbye = false;
+  std::string to_client;  // the back-end bytes as the client gets them (EHLO replies filtered)
   bool operator==(const GuardState&) const = default;
 };
 
@@ -97,6 +98,7 @@ GuardState playGuard(std::string_view input, bool bytewise) {
   RelayGuard guard;
   bool client = true;
   bool refused = false;
+  std::string to_client;
   while (true) {
     size_t bar = input.find('|');
     std::string_view part = input.substr(0, bar);
@@ -108,32 +110,33 @@ GuardState playGuard(std::string_view input, bool bytewise) {
       }
     } else if (!client) {
       if (bytewise) {
-        for (char c : part) guard.fromBackend(std::string_view(&c, 1));
+        for (char c : part) {
+          std::string scratch;
+          to_client += guard.fromBackend(std::string_view(&c, 1), scratch);
+        }
       } else {
-        guard.fromBackend(part);
+        std::string scratch;
+        to_client += guard.fromBackend(part, scratch);
       }
     }
     if (bar == std::string_view::npos) break;
     input.remove_prefix(bar + 1);
     client = !client;
   }
-  return {refused, guard.refusedVerb(), guard.atReplyLineStart(), guard.backendSaidGoodbye()};
+  return {refused, guard.refusedVerb(), guard.atReplyLineStart(), guard.backendSaidGoodbye(),
+          to_client};
 }
 
 // What the client gets of back-end bytes read in two pieces cut at `split` (or one byte at a
-// time), the filter expecting an EHLO reply first.
+// time), the filter expecting EHLO replies first and third.
 std::string filterEhlo(std::string_view input, size_t split, bool bytewise) {
   EhloReplyFilter filter;
-  filter.expectReply();
+  filter.expectReply(0);
+  filter.expectReply(2);  // and the third reply too, as after "EHLO, NOOP, EHLO"
   std::string out;
   auto feed = [&](std::string_view part) {
-    if (!filter.active()) {
-      out += part;
-      return;
-    }
     std::string scratch;
-    filter.filter(part, scratch);
-    out += scratch;
+    out += filter.filter(part, scratch);
   };
   if (bytewise) {
     for (char c : input) feed(std::string_view(&c, 1));

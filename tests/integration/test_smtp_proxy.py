@@ -385,6 +385,34 @@ class SmtpProxyTest(unittest.TestCase):
             self.assertEqual(s.sendmail(ALICE, [BOB], message(subject)), {})
         self.wait_delivered(self.B, BOB, subject)
 
+    def test_ehlo_pipelined_behind_other_commands_has_its_own_reply_filtered(self):
+        # RFC 2920 3.1 lets EHLO end a group ("RSET, EHLO"): its reply is the second to come, and
+        # that one must lose XCLIENT and XFORWARD, not the RSET's (found by a review: it went
+        # through whole, and the XCLIENT it offered then cost the client its session).
+        c = SmtpLines(self.g.port("plain"))
+        self.addCleanup(c.close)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+        self.assertEqual(c.cmd("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW))[0], 235)
+        c.send("RSET\r\nEHLO one.example\r\nNOOP\r\nEHLO two.example\r\n")
+        self.assertEqual(c.reply()[0], 250)
+        for _ in range(2):
+            code, texts = c.reply()
+            self.assertEqual(code, 250, texts)
+            keywords = [t.split()[0].upper() for t in texts[1:]]
+            self.assertIn("PIPELINING", keywords)  # Postfix's own list
+            self.assertNotIn("XCLIENT", keywords)
+            self.assertNotIn("XFORWARD", keywords)
+            if _ == 0:
+                self.assertEqual(c.reply()[0], 250)  # NOOP's
+        subject = self.subject()
+        self.assertEqual(c.cmd(f"MAIL FROM:<{ALICE}>")[0], 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<{BOB}>")[0], 250)
+        self.assertEqual(c.cmd("DATA")[0], 354)
+        c.send(message(subject) + b".\r\n")
+        self.assertEqual(c.reply()[0], 250)
+        self.wait_delivered(self.B, BOB, subject)
+
     def test_bdat_after_login_is_refused_so_a_chunk_cannot_hide_xclient(self):
         # Postfix skips the 1-byte chunk of a BDAT it refuses (no RCPT yet) and would then run the
         # XCLIENT that the chunk's "X" hid from a line-based check: found by an audit, delivered as bob.
