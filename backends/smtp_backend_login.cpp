@@ -1,11 +1,16 @@
 // SMTP login replay: EHLO, STARTTLS, XCLIENT or AUTH PLAIN, one expected reply per state.
 #include "backends/smtp_backend_login.h"
 
+#include <openssl/mem.h>
+
 namespace gatehouse {
 namespace {
 
 // A reply with more lines than this during login is not an SMTP server we want to talk to.
 constexpr size_t kMaxReplyLines = 100;
+// An SMTP command line, CRLF included (RFC 5321 4.5.3.1.4). An AUTH whose initial response would
+// make it longer goes without one, the response following the 334 (RFC 4954 4).
+constexpr size_t kMaxCommandLine = 512;
 
 bool isTemporary(int code) {
   return code >= 400 && code < 500;
@@ -65,6 +70,14 @@ void SmtpBackendLogin::onReply(int code, const std::vector<std::string>& lines) 
         return;
       }
       fail(BackendFailure::Unavailable, "back-end refused XCLIENT: " + reason);
+      return;
+    case State::AuthContinue:
+      if (code == 334) {
+        state_ = State::Auth;
+        send(saslPlainLine(""));
+        return;
+      }
+      fail(BackendFailure::Unavailable, "back-end refused AUTH PLAIN: " + reason);
       return;
     case State::Auth:
       if (code == 235) {
@@ -151,8 +164,15 @@ void SmtpBackendLogin::sendXclient() {
 }
 
 void SmtpBackendLogin::sendAuth() {
-  state_ = State::Auth;
-  send(saslPlainLine("AUTH PLAIN "));
+  std::string command = saslPlainLine("AUTH PLAIN ");
+  if (command.size() <= kMaxCommandLine) {
+    state_ = State::Auth;
+    send(std::move(command));
+    return;
+  }
+  OPENSSL_cleanse(command.data(), command.size());
+  state_ = State::AuthContinue;
+  send("AUTH PLAIN\r\n");
 }
 
 std::string SmtpBackendLogin::keywordList() const {

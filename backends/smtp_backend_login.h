@@ -21,7 +21,7 @@ class SmtpBackendLogin final : public BackendLogin {
         hostname_(std::move(hostname)) {}
 
  private:
-  enum class State { Greeting, Ehlo, StartTls, Xclient, Auth };
+  enum class State { Greeting, Ehlo, StartTls, Xclient, AuthContinue, Auth };
 
   void onConnected() override {}
   void onLine(std::string_view line) override;

@@ -114,6 +114,9 @@ class FakeSmtp(ScriptedServer):
             elif verb == "XCLIENT":
                 conn.sendall(b"220 fake ESMTP\r\n")
             elif verb == "AUTH":
+                if line.upper() == "AUTH PLAIN":  # no initial response: it follows the 334
+                    conn.sendall(b"334 \r\n")
+                    self.lines.append(f.readline().decode(errors="replace").rstrip("\r\n"))
                 conn.sendall(b"235 2.7.0 ok\r\n")
             elif verb == "DATA":
                 in_data = True
@@ -567,6 +570,23 @@ class SmtpProxyTest(unittest.TestCase):
         c = self.logged_in_through(fake)
         self.assertEqual(c.cmd("QUIT")[0], 221)
         self.assertIn("AUTH PLAIN " + plain_sasl(ALICE, ALICE_PW), fake.lines)
+
+    def test_auth_fallback_with_credentials_too_long_for_one_command_line(self):
+        # RFC 4954 4: an initial response that would make AUTH longer than a command line (512
+        # octets, RFC 5321 4.5.3.1.4) is sent after the 334 instead (found by a review: it was not).
+        long_pw = "long-" + "p" * 400
+        fake = FakeSmtp(xclient=False)
+        self.addCleanup(fake.stop)
+        g = self.gatehouse([fake.backend_config("A")], users=[user(ALICE, long_pw, "A", protocols=("submission",))])
+        c = self.raw("plain", g=g)
+        c.cmd("EHLO client.example")
+        self.assertEqual(c.cmd("AUTH PLAIN " + plain_sasl(ALICE, long_pw))[0], 235)
+        self.assertEqual(c.cmd("QUIT")[0], 221)
+        auth = fake.lines.index("AUTH PLAIN")
+        self.assertEqual(fake.lines[auth + 1], plain_sasl(ALICE, long_pw))
+        # Only the command line is bounded so; a SASL response line may run to 12288 octets.
+        commands = [line for line in fake.lines if line != plain_sasl(ALICE, long_pw)]
+        self.assertTrue(all(len(line) + 2 <= 512 for line in commands), fake.lines)
 
 
 if __name__ == "__main__":
