@@ -32,7 +32,7 @@ enum class BackendFailure {
   None,
   Unavailable,  // connect, timeout, greeting, TLS or protocol failure: a temporary error
   AuthFailed,   // the back-end refused the credentials
-  InUse,        // POP3 [IN-USE]: the mailbox is locked by another session
+  InUse,        // POP3 [IN-USE], IMAP [INUSE]: the mailbox is locked by another session
 };
 
 struct BackendLoginResult {

@@ -201,8 +201,12 @@ void ImapBackendLogin::onLoginAnswer(const imap::Response& r) {
     }
     return;
   }
-  if (r.status == imap::ResponseStatus::No && !startsWithKeyword(r.code, "UNAVAILABLE") &&
-      !startsWithKeyword(r.code, "SERVERBUG")) {
+  // RFC 5530 codes that say "not now" rather than "not you": told as a wrong password, the
+  // client would ask its user for one (Dovecot answers [LIMIT] past mail_max_userip_connections).
+  if (r.status == imap::ResponseStatus::No && startsWithKeyword(r.code, "INUSE")) {
+    fail(BackendFailure::InUse, "back-end mailbox in use: " + r.code);
+  } else if (r.status == imap::ResponseStatus::No && !startsWithKeyword(r.code, "UNAVAILABLE") &&
+             !startsWithKeyword(r.code, "SERVERBUG") && !startsWithKeyword(r.code, "LIMIT")) {
     fail(BackendFailure::AuthFailed, "back-end refused login: " + r.code);
   } else {
     fail(BackendFailure::Unavailable, "back-end login failed: " + r.code);

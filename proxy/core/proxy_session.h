@@ -24,7 +24,7 @@ enum class LoginFailure {
   Disabled,            // this protocol is not allowed for the user
   DirectoryTempFail,   // the directory could not answer
   BackendUnavailable,  // back-end down, unknown or failed during login
-  BackendInUse,        // POP3: the mailbox is locked by another session
+  BackendInUse,        // the mailbox is locked by another session
 };
 
 enum class Goodbye {

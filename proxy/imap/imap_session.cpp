@@ -205,9 +205,11 @@ void ImapSession::onLoginFailed(LoginFailure failure) {
           " NO [UNAVAILABLE] Authentication service temporarily unavailable, try again later.\r\n");
       return;
     case LoginFailure::BackendUnavailable:
-    case LoginFailure::BackendInUse:
       reply(auth_tag_ +
             " NO [UNAVAILABLE] Mailbox server temporarily unavailable, try again later.\r\n");
+      return;
+    case LoginFailure::BackendInUse:
+      reply(auth_tag_ + " NO [INUSE] Mailbox is in use, try again later.\r\n");
       return;
   }
 }

@@ -48,6 +48,14 @@ class ImapBackendLoginTest(unittest.TestCase):
         _, (_, tagged) = self.login(PLAIN_IR, b"{tag} NO [unavailable] Try later\r\n")
         self.assertTrue(tagged.startswith(b"a NO [UNAVAILABLE]"), tagged)
 
+    def test_limit_and_inuse_are_not_wrong_passwords(self):
+        # RFC 5530: [LIMIT] (Dovecot past mail_max_userip_connections) and [INUSE] say "not now",
+        # not "not you": told AUTHENTICATIONFAILED, a client asks its user for the password again.
+        _, (_, tagged) = self.login(PLAIN_IR, b"{tag} NO [LIMIT] Maximum number of connections exceeded\r\n")
+        self.assertTrue(tagged.startswith(b"a NO [UNAVAILABLE]"), tagged)
+        _, (_, tagged) = self.login(PLAIN_IR, b"{tag} NO [inuse] Mailbox locked\r\n")
+        self.assertEqual(tagged, b"a NO [INUSE] Mailbox is in use, try again later.")
+
     def test_alerts_reach_the_client_before_the_answer(self):
         _, (untagged, tagged) = self.login(
             PLAIN_IR, b"* OK [ALERT] Mailbox 95% full\r\n{tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n")
