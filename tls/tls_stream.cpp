@@ -176,6 +176,10 @@ size_t TlsStream::queuedBytes() const {
   return pending_plain_.size() + (transport_ ? transport_->queuedBytes() : 0);
 }
 
+size_t TlsStream::unsentBytes() const {
+  return pending_plain_.size() + (transport_ ? transport_->unsentBytes() : 0);
+}
+
 void TlsStream::shutdownWrite() {
   if (state_ == State::kFailed || state_ == State::kClosed || shutdown_requested_) return;
   shutdown_requested_ = true;

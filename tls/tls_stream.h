@@ -43,6 +43,7 @@ class TlsStream : public Stream, private StreamHandler {
   // Before the handshake completes the plaintext is queued, then sent with the last flight.
   void write(std::string_view data) override;
   size_t queuedBytes() const override;
+  size_t unsentBytes() const override;
   // close_notify, then the transport's FIN (deferred until the handshake completes).
   void shutdownWrite() override;
   void close() override;

@@ -443,7 +443,7 @@ void ProxySession::onEnd() {
   }
   client_ended_ = true;
   if (phase_ == Phase::Closing) {
-    closeNow();
+    if (client_->queuedBytes() == 0) closeNow();  // else linger() delivers the rest first
     return;
   }
   finish(std::string_view(), "client_closed");
@@ -480,8 +480,16 @@ void ProxySession::finish(std::string_view bye, std::string outcome) {
   if (may_write && !bye.empty()) reply(bye);
   if (may_write) flush();
   std::string().swap(out_);
-  if (client_ended_ || !client_) {
+  if (!client_ || (client_ended_ && client_->queuedBytes() == 0)) {
     closeNow();
+    return;
+  }
+  if (client_ended_) {
+    // A half-closed client still reads: what the back-end sent before it ended (the rest of a
+    // FETCH, the LOGOUT's OK) is delivered before the close, not cancelled with it.
+    client_->setHandler(this);
+    client_->shutdownWrite();
+    linger();
     return;
   }
   // A client answered after its own LOGOUT or QUIT sends nothing more: if nothing of it is
@@ -495,7 +503,25 @@ void ProxySession::finish(std::string_view bye, std::string outcome) {
   client_->setHandler(this);
   client_->shutdownWrite();
   client_->readStart();
-  timer_.start(kLingerMs, [this] { closeNow(); });
+  linger();
+}
+
+void ProxySession::linger() {
+  // Closing cancels what is still queued for the client, and a close with unread input resets
+  // what the kernel still holds: wait while the client goes on reading (progress between two
+  // checks, as nginx's send_timeout, not a deadline for the whole), then as long again for its
+  // own close. For a client that ended its side, the kernel sends the rest after close().
+  const size_t unsent = client_->unsentBytes();
+  timer_.start(kLingerMs, [this, unsent] {
+    const size_t now = client_->unsentBytes();
+    if (client_ended_ && client_->queuedBytes() == 0) {
+      closeNow();
+    } else if ((now > 0 && now < unsent) || (now == 0 && unsent > 0 && !client_ended_)) {
+      linger();
+    } else {
+      closeNow();
+    }
+  });
 }
 
 void ProxySession::closeNow() {

@@ -151,6 +151,7 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   void loginToNextBackend();
   void loginFailed(LoginFailure failure);
   void answerLoginFailure(LoginFailure failure);
+  void linger();
   void armPreauthTimer();
   // timeouts.login_deadline_ms, or one preauthIdleMs() if that is longer.
   uint64_t loginDeadlineMs() const;

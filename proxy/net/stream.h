@@ -35,6 +35,9 @@ class Stream {
   virtual void write(std::string_view data) = 0;
   // Bytes accepted by write() and not yet handed to the kernel.
   virtual size_t queuedBytes() const = 0;
+  // queuedBytes() and what the kernel has taken but the peer not yet acknowledged: it falls while
+  // the peer reads, even when the kernel is too full to take more from the queue for a while.
+  virtual size_t unsentBytes() const { return queuedBytes(); }
   // Sends FIN (or close_notify) after everything queued has been written.
   virtual void shutdownWrite() = 0;
   // Closes at once; no callback reaches the handler afterwards. Idempotent.

@@ -1,5 +1,6 @@
 #include "proxy/net/tcp_stream.h"
 
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
@@ -89,6 +90,17 @@ void TcpStream::ackPromptly() {
   // Linux leaves quick-ACK mode by itself once the exchange looks interactive again; failing to
   // set it only costs latency.
   if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+}
+
+size_t TcpStream::unsentBytes() const {
+  // libuv's count falls as a large write goes out in parts; queued_ only when it has all gone.
+  size_t unsent = tcp_ ? uv_stream_get_write_queue_size(tcp_.stream()) : 0;
+  const int fd = socketFd();
+  int in_kernel = 0;
+  if (fd >= 0 && ioctl(fd, SIOCOUTQ, &in_kernel) == 0 && in_kernel > 0) {
+    unsent += static_cast<size_t>(in_kernel);
+  }
+  return unsent;
 }
 
 bool TcpStream::closeGracefully() {

@@ -26,6 +26,7 @@ class TcpStream final : public Stream {
   void readStop() override;
   void write(std::string_view data) override;
   size_t queuedBytes() const override { return queued_; }
+  size_t unsentBytes() const override;
   void shutdownWrite() override;
   void close() override;
   bool closeGracefully() override;
