@@ -97,6 +97,14 @@ std::string BackendLogin::saslPlainLine(std::string_view prefix) const {
   return line;
 }
 
+std::optional<std::string> BackendLogin::saslPlainLineWithin(std::string_view prefix,
+                                                             size_t max_line) const {
+  std::string line = saslPlainLine(prefix);
+  if (line.size() <= max_line) return line;
+  OPENSSL_cleanse(line.data(), line.size());
+  return std::nullopt;
+}
+
 void BackendLogin::onRead(std::string_view data) {
   auto alive = alive_;
   while (!data.empty() && !succeeded_) {

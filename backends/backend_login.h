@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "backends/backend_registry.h"
@@ -73,6 +74,9 @@ class BackendLogin : private StreamHandler {
   // `prefix`, the user's SASL PLAIN message (RFC 4616: NUL user NUL password) in base64, CRLF:
   // a whole command line, and the only copy of the credentials it holds (send() wipes it).
   std::string saslPlainLine(std::string_view prefix) const;
+  // saslPlainLine() if the line fits in `max_line` bytes; otherwise nothing (the line is wiped):
+  // the command goes without an initial response, which then follows the server's continuation.
+  std::optional<std::string> saslPlainLineWithin(std::string_view prefix, size_t max_line) const;
   void upgradeToTls();  // after the back-end agreed to STARTTLS/STLS
   bool tlsActive() const { return tls_active_; }
   bool wantsStartTls() const { return backend_.config.tls == TlsMode::StartTls && !tls_active_; }

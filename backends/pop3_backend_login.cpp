@@ -201,12 +201,10 @@ void Pop3BackendLogin::onCapaLine(std::string_view line) {
 
 std::string Pop3BackendLogin::loginCommand() {
   if (sasl_plain_) {
-    std::string command = saslPlainLine("AUTH PLAIN ");
-    if (command.size() <= kMaxCommandLine) {
+    if (std::optional<std::string> command = saslPlainLineWithin("AUTH PLAIN ", kMaxCommandLine)) {
       state_ = State::Auth;
-      return command;
+      return std::move(*command);
     }
-    OPENSSL_cleanse(command.data(), command.size());
     state_ = State::AuthContinue;
     return "AUTH PLAIN\r\n";
   }

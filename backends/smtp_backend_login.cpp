@@ -1,8 +1,6 @@
 // SMTP login replay: EHLO, STARTTLS, XCLIENT or AUTH PLAIN, one expected reply per state.
 #include "backends/smtp_backend_login.h"
 
-#include <openssl/mem.h>
-
 namespace gatehouse {
 namespace {
 
@@ -164,13 +162,11 @@ void SmtpBackendLogin::sendXclient() {
 }
 
 void SmtpBackendLogin::sendAuth() {
-  std::string command = saslPlainLine("AUTH PLAIN ");
-  if (command.size() <= kMaxCommandLine) {
+  if (std::optional<std::string> command = saslPlainLineWithin("AUTH PLAIN ", kMaxCommandLine)) {
     state_ = State::Auth;
-    send(std::move(command));
+    send(std::move(*command));
     return;
   }
-  OPENSSL_cleanse(command.data(), command.size());
   state_ = State::AuthContinue;
   send("AUTH PLAIN\r\n");
 }

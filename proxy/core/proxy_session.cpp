@@ -480,29 +480,23 @@ void ProxySession::finish(std::string_view bye, std::string outcome) {
   if (may_write && !bye.empty()) reply(bye);
   if (may_write) flush();
   std::string().swap(out_);
+  // A half-closed client still reads: what the back-end sent before it ended (the rest of a
+  // FETCH, the LOGOUT's OK) is delivered before the close, not cancelled with it.
   if (!client_ || (client_ended_ && client_->queuedBytes() == 0)) {
     closeNow();
-    return;
-  }
-  if (client_ended_) {
-    // A half-closed client still reads: what the back-end sent before it ended (the rest of a
-    // FETCH, the LOGOUT's OK) is delivered before the close, not cancelled with it.
-    client_->setHandler(this);
-    client_->shutdownWrite();
-    linger();
     return;
   }
   // A client answered after its own LOGOUT or QUIT sends nothing more: if nothing of it is
   // unread, closing now cannot reset. Otherwise linger: FIN after the goodbye, then wait briefly
   // for the client's own close so that unread input does not turn into a reset that destroys
   // the goodbye in flight.
-  if (clientAskedToEnd(outcome_) && client_->closeGracefully()) {
+  if (!client_ended_ && clientAskedToEnd(outcome_) && client_->closeGracefully()) {
     closeNow();
     return;
   }
   client_->setHandler(this);
   client_->shutdownWrite();
-  client_->readStart();
+  if (!client_ended_) client_->readStart();
   linger();
 }
 
