@@ -4,9 +4,10 @@ for the user. A scripted back-end, because a real one cannot be made to show eac
 """
 
 import base64
+import socket
 import unittest
 
-from harness import FakeImap, Gatehouse, listener, user
+from harness import IO_TIMEOUT, FakeImap, Gatehouse, ScriptedServer, listener, user
 
 
 PLAIN_IR = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"
@@ -80,6 +81,83 @@ class ImapBackendLoginTest(unittest.TestCase):
         self.assertTrue(tagged.startswith(b"a NO [UNAVAILABLE]"), tagged)
         self.assertLessEqual(sum(len(line) + 2 for line in untagged), 16 * 1024)
 
+
+class BigFetchImap(ScriptedServer):
+    """An IMAP back-end that answers FETCH with one large literal and LOGOUT with BYE and OK, then
+    closes at once: its end reaches Gatehouse while the client may still have much to read."""
+
+    def __init__(self, size):
+        self.body = (b"x" * 76 + b"\r\n") * (size // 78)
+        super().__init__()
+
+    def serve(self, conn):
+        conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n")
+        for raw in conn.makefile("rb"):
+            tag, _, rest = raw.rstrip(b"\r\n").partition(b" ")
+            verb = rest.split(b" ")[0].upper()
+            if verb == b"AUTHENTICATE":
+                conn.sendall(tag + b" OK [CAPABILITY IMAP4rev1] Logged in\r\n")
+            elif verb == b"FETCH":
+                conn.sendall(b"* 1 FETCH (BODY[] {%d}\r\n" % len(self.body) + self.body + b")\r\n" +
+                             tag + b" OK Fetch completed\r\n")
+            elif verb == b"LOGOUT":
+                conn.sendall(b"* BYE Logging out\r\n" + tag + b" OK Logout completed\r\n")
+                return
+            else:
+                conn.sendall(tag + b" OK done\r\n")
+
+
+class EndOfSessionDeliveryTest(unittest.TestCase):
+    ROUNDS = 5
+
+    def test_half_closed_client_gets_the_whole_response_before_the_close(self):
+        # The client pipelines FETCH and LOGOUT, ends its side and reads through a small receive
+        # buffer. The back-end's close ended the session at once and cancelled what was still
+        # queued for the client: the end of the literal and LOGOUT's OK (found by a review). Whether
+        # anything is still queued then depends on the kernel's timing (about half the rounds with
+        # the old binary), hence several rounds.
+        fake = BigFetchImap(4_000_000)
+        self.addCleanup(fake.stop)
+        g = Gatehouse({"listeners": [listener("imap", require_tls_for_auth=False)],
+                       "backends": [{"name": "A", "address": "127.0.0.1", "ports": {"imap": fake.port}}]},
+                      users=[user("alice", "alice-pass", "A")])
+        self.addCleanup(g.cleanup)
+        g.start()
+        for round_ in range(self.ROUNDS):
+            with self.subTest(round=round_):
+                response = self.fetch_and_logout_half_closed(g.port("imap"))
+                self.assertTrue(response.endswith(b"d OK Logout completed\r\n"), response[-200:])
+                self.assertIn(fake.body + b")\r\nc OK Fetch completed\r\n", response)
+
+    def fetch_and_logout_half_closed(self, port):
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(IO_TIMEOUT)
+        s.connect(("127.0.0.1", port))
+
+        def read_until(marker):
+            data = b""
+            while marker not in data:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, data)
+                data += chunk
+            return data
+
+        read_until(b"\r\n")  # the greeting
+        s.sendall(b"L LOGIN alice alice-pass\r\n")
+        reply = read_until(b"\r\n")
+        self.assertTrue(reply.startswith(b"L OK"), reply)
+        s.sendall(b"c FETCH 1 BODY[]\r\nd LOGOUT\r\n")
+        s.shutdown(socket.SHUT_WR)
+        response = b""
+        for _ in range(100_000):  # bounded; 4 MB through a 4 KB buffer takes about a thousand reads
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+        s.close()
+        return response
 
 if __name__ == "__main__":
     unittest.main()
