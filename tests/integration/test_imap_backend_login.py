@@ -5,6 +5,7 @@ for the user. A scripted back-end, because a real one cannot be made to show eac
 
 import base64
 import socket
+import time
 import unittest
 
 from harness import IO_TIMEOUT, FakeImap, Gatehouse, ScriptedServer, listener, user
@@ -13,16 +14,23 @@ from harness import IO_TIMEOUT, FakeImap, Gatehouse, ScriptedServer, listener, u
 PLAIN_IR = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"
 
 
+def gatehouse_in_front_of(test, fake):
+    """A started Gatehouse whose one back-end, A, is the scripted `fake`, and whose one user, alice,
+    lives there; both are stopped when `test` ends."""
+    test.addCleanup(fake.stop)
+    g = Gatehouse({"listeners": [listener("imap", require_tls_for_auth=False)],
+                   "backends": [{"name": "A", "address": "127.0.0.1", "ports": {"imap": fake.port}}]},
+                  users=[user("alice", "alice-pass", "A")])
+    test.addCleanup(g.cleanup)
+    g.start()
+    return g
+
+
 class ImapBackendLoginTest(unittest.TestCase):
     def login(self, greeting, login_answer):
         """alice logs in through Gatehouse to a FakeImap; returns it and her (untagged, tagged) answer."""
         fake = FakeImap(greeting, b"", login_answer)
-        self.addCleanup(fake.stop)
-        g = Gatehouse({"listeners": [listener("imap", require_tls_for_auth=False)],
-                       "backends": [{"name": "A", "address": "127.0.0.1", "ports": {"imap": fake.port}}]},
-                      users=[user("alice", "alice-pass", "A")])
-        self.addCleanup(g.cleanup)
-        g.start()
+        g = gatehouse_in_front_of(self, fake)
         c = g.client("imap")
         self.addCleanup(c.close)
         c.greeting()
@@ -112,17 +120,12 @@ class EndOfSessionDeliveryTest(unittest.TestCase):
 
     def test_half_closed_client_gets_the_whole_response_before_the_close(self):
         # The client pipelines FETCH and LOGOUT, ends its side and reads through a small receive
-        # buffer. The back-end's close ended the session at once and cancelled what was still
+        # buffer, slowly. The back-end's close ended the session at once and cancelled what was still
         # queued for the client: the end of the literal and LOGOUT's OK (found by a review). Whether
         # anything is still queued then depends on the kernel's timing (about half the rounds with
         # the old binary), hence several rounds.
         fake = BigFetchImap(4_000_000)
-        self.addCleanup(fake.stop)
-        g = Gatehouse({"listeners": [listener("imap", require_tls_for_auth=False)],
-                       "backends": [{"name": "A", "address": "127.0.0.1", "ports": {"imap": fake.port}}]},
-                      users=[user("alice", "alice-pass", "A")])
-        self.addCleanup(g.cleanup)
-        g.start()
+        g = gatehouse_in_front_of(self, fake)
         for round_ in range(self.ROUNDS):
             with self.subTest(round=round_):
                 response = self.fetch_and_logout_half_closed(g.port("imap"))
@@ -152,10 +155,11 @@ class EndOfSessionDeliveryTest(unittest.TestCase):
         s.shutdown(socket.SHUT_WR)
         response = b""
         for _ in range(100_000):  # bounded; 4 MB through a 4 KB buffer takes about a thousand reads
-            chunk = s.recv(65536)
+            chunk = s.recv(16384)
             if not chunk:
                 break
             response += chunk
+            time.sleep(0.001)  # pacing, not waiting for anything: a client that reads slowly
         s.close()
         return response
 
