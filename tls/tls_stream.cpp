@@ -263,7 +263,13 @@ void TlsStream::onEnd() {
     return;
   }
   transport_ended_ = true;
-  if (!reading_ || !pending_cipher_.empty()) return;  // after the buffered input, on readStart
+  if (!reading_) return;  // after the buffered input, on readStart
+  if (hasBufferedInput()) {
+    // Plaintext a pause left inside SSL (or ciphertext behind it) goes first: reading resumed
+    // and a deferred run is due, or is scheduled now, to deliver it and then the end.
+    scheduleDeferred();
+    return;
+  }
   handleTransportEnd();
 }
 

@@ -506,6 +506,27 @@ TEST_CASE("tls: readStop inside onRead holds the rest until readStart", "[tls]")
   CHECK(p.server_events.ends == 1);
 }
 
+TEST_CASE("tls: an EOF behind a paused read ends after the rest is delivered", "[tls]") {
+  TlsPair p(clientSsl("mail.example.com", true), serverContext()->newSsl());
+  p.run();
+  p.server_events.on_read = [&](std::string_view) { p.server->readStop(); };
+  // The first read takes "abc" and all but 3 bytes of the full record behind it, so the pause
+  // leaves plaintext inside SSL and no ciphertext outside it.
+  const std::string data = "abc" + pattern(16 * 1024);
+  p.client->write("abc");
+  p.client->write(data.substr(3));
+  p.run();
+  REQUIRE(p.server_events.reads == 1);
+  p.client->close();  // the transport's EOF, without close_notify
+  p.run();
+  p.server_events.on_read = nullptr;
+  p.server->readStart();  // the EOF reaches the stream before its deferred delivery runs
+  p.run();
+  CHECK(p.server_events.received == data);
+  CHECK(p.server_events.errors == 0);
+  CHECK(p.server_events.ends == 1);
+}
+
 TEST_CASE("tls: context creation errors name the file", "[tls]") {
   const TestPki& pki = TestPki::get();
   std::string error;
