@@ -279,7 +279,13 @@ void LdapClient::onSearchResult(int msgid, LdapMessagePtr chain) {
     log::warn("ldap login matches several entries",
               {{"login", request->credentials.login}, {"first_dn", request->entry.dn}});
     finish(id, result(AuthStatus::Denied, "login matches several directory entries"));
-  } else if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+  } else if (rc == LDAP_SIZELIMIT_EXCEEDED) {
+    // Fewer than the two entries asked for, yet more matched: the server's own size limit for
+    // our account is below two, so nobody can tell whether the login is unique.
+    log::warn("ldap size limit below 2: a login cannot be proven unique",
+              {{"login", request->credentials.login}, {"entries", count}});
+    finish(id, result(AuthStatus::TempFail, "search hit the server's size limit"));
+  } else if (rc != LDAP_SUCCESS) {
     finish(id, result(AuthStatus::TempFail, "search failed: " + ldapErrorText(rc) +
                                                 (diagnostic.empty() ? "" : ": " + diagnostic)));
   } else if (count == 0) {

@@ -57,9 +57,11 @@ _BASE_ENTRIES = [
 class Slapd:
     """slapd on 127.0.0.1:<free port> with the base entries plus `ldif_entries` (LDIF strings)."""
 
-    def __init__(self, ldif_entries=(), port=None, tls=False, root=None):
+    def __init__(self, ldif_entries=(), port=None, tls=False, root=None, database_conf=""):
         """tls=True: a self-signed certificate for 127.0.0.1 (self.cert, its own CA), StartTLS on the
-        ldap:// port and an ldaps:// listener on self.ldaps_port."""
+        ldap:// port and an ldaps:// listener on self.ldaps_port. database_conf: slapd.conf lines for
+        the database section (limits, say)."""
+        self.database_conf = database_conf
         self.root = root or tempfile.mkdtemp(prefix="gh-slapd-")
         os.makedirs(self.root, exist_ok=True)
         self.cert = self.key = None
@@ -117,6 +119,7 @@ directory {self.db}
 index     objectClass eq
 index     uid eq
 index     mail eq
+{self.database_conf}
 access to attrs=userPassword
   by anonymous auth
   by self read

@@ -13,7 +13,7 @@ import unittest
 
 import harness
 from harness import Dovecot, Gatehouse, ImapClient, astring, listener, wait_for
-from slapd import PEOPLE_DN, SERVICE_PW, Slapd, person
+from slapd import PEOPLE_DN, SERVICE_DN, SERVICE_PW, Slapd, person
 
 A_IP, B_IP = "127.0.1.1", "127.0.1.2"
 PASSWORDS = {"alice": "alice-pass", "bob": "bob-pass", "carol": "carol-pass", "dave": "dave-pass",
@@ -252,6 +252,22 @@ class LdapOutageTest(LdapTestCase):
         ldap.start()
         wait_for(lambda: self.login_status(g, "bob").startswith(b"OK"), 15, "logins after slapd restart")
         self.assert_lands_on(g, "alice", "on-A")
+
+    def test_size_limit_below_two_is_a_temporary_failure(self):
+        # The server stops the search at one entry, so "exactly one matches" cannot be known: the
+        # login whose mail two entries share must not take the first of them.
+        ldap = Slapd(entries(), database_conf=f'limits dn.exact="{SERVICE_DN}" size=1')
+        self.addCleanup(ldap.cleanup)
+        ldap.start()
+        g = self.new_gatehouse(ldap_directory(ldap))
+        since = self.A.log_size()
+        _, tagged = self.login(g, "twin@example.com", PASSWORDS["twin1"])
+        self.assertTrue(tagged.startswith(b"L1 NO [UNAVAILABLE]"), tagged)
+        g.wait_log(lambda l: l.get("msg") == "ldap size limit below 2: a login cannot be proven unique",
+                   what="size limit log")
+        self.assert_lands_on(g, "alice", "on-A")  # a unique login still works
+        self.A.wait_log(r"Login: user=<alice>", since)
+        self.assertNotIn("user=<twin", self.A.log_text(since))
 
     def test_slapd_down_at_start_is_a_temporary_failure(self):
         ldap = Slapd(entries())
