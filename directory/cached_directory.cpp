@@ -1,5 +1,7 @@
-// The cache behind CachedDirectory: an LRU list of (login, protocol) entries, each holding at most
-// one positive answer and a few negative ones, every answer bound to an HMAC of the password.
+// The cache behind CachedDirectory: (login, protocol) entries, each holding at most one positive
+// answer and a few negative ones, every answer bound to an HMAC of the password. Entries with a
+// positive and entries with only negatives live in two LRU lists with their own limits, so that
+// a spray of wrong passwords or unknown logins never evicts what stale-if-error needs.
 #include "directory/cached_directory.h"
 
 #include <openssl/hmac.h>
@@ -54,6 +56,22 @@ struct CachedDirectory::Store {
     std::string key;
     std::optional<Positive> positive;
     std::vector<Negative> negatives;  // at most kMaxNegatives, oldest first
+    bool listed_positive = false;     // in `lru` (else in `negative_lru`)
+
+    std::string describe() const {
+      std::string line = key;
+      if (positive) {
+        const AuthResult& r = positive->result;
+        line += " positive=" + std::to_string(static_cast<int>(r.status)) + " mac=";
+        line.append(positive->mac.begin(), positive->mac.end());
+        line += " route=" + r.route.user + "@" + r.route.backend + " reason=" + r.reason;
+      }
+      for (const Negative& negative : negatives) {
+        line += " negative mac=";
+        line.append(negative.mac.begin(), negative.mac.end());
+      }
+      return line;
+    }
   };
 
   // A look-up in progress for one (key, password MAC). Logins that find it wait for its answer
@@ -71,6 +89,7 @@ struct CachedDirectory::Store {
         negative_ttl(std::chrono::seconds(config.negative_ttl_s)),
         stale_max(std::chrono::seconds(config.stale_max_s)),
         max_entries(std::max<size_t>(1, config.max_entries)),
+        max_negative_entries(std::max<size_t>(1, config.max_negative_entries)),
         clock(std::move(clock_fn)) {
     // A fresh key per process: MACs in a core dump or a memory disclosure cannot be checked
     // against guessed passwords offline.
@@ -133,9 +152,9 @@ struct CachedDirectory::Store {
     auto it = index.find(key);
     if (it == index.end()) {
       if (!keep) return;  // a Denied with nothing to retire and nothing to remember
-      lru.push_front(Entry{key, std::nullopt, {}});
-      it = index.emplace(lru.front().key, lru.begin()).first;
-      evictBeyondLimit();
+      std::list<Entry>& list = positive ? lru : negative_lru;
+      list.push_front(Entry{key, std::nullopt, {}, positive});
+      it = index.emplace(list.front().key, list.begin()).first;
     } else {
       touch(it->second);
     }
@@ -155,7 +174,12 @@ struct CachedDirectory::Store {
         negatives.push_back(Negative{password_mac, now});
       }
     }
-    if (!entry.positive && entry.negatives.empty()) erase(it);
+    if (!entry.positive && entry.negatives.empty()) {
+      erase(it);
+    } else {
+      moveToItsList(it->second);
+    }
+    evictBeyondLimits();
   }
 
   // After the inner directory failed: an expired positive for this password, if young enough.
@@ -196,19 +220,40 @@ struct CachedDirectory::Store {
     if (it != flights.end() && it->second == flight) flights.erase(it);
   }
 
-  void touch(std::list<Entry>::iterator entry) { lru.splice(lru.begin(), lru, entry); }
+  std::list<Entry>& listOf(const Entry& entry) {
+    return entry.listed_positive ? lru : negative_lru;
+  }
+
+  // Splicing keeps every iterator (the index's) valid.
+  void touch(std::list<Entry>::iterator entry) {
+    std::list<Entry>& list = listOf(*entry);
+    list.splice(list.begin(), list, entry);
+  }
+
+  // After an entry gained or lost its positive answer.
+  void moveToItsList(std::list<Entry>::iterator entry) {
+    if (entry->listed_positive == entry->positive.has_value()) return;
+    std::list<Entry>& from = listOf(*entry);
+    entry->listed_positive = entry->positive.has_value();
+    std::list<Entry>& to = listOf(*entry);
+    to.splice(to.begin(), from, entry);
+  }
 
   void erase(std::unordered_map<std::string_view, std::list<Entry>::iterator>::iterator it) {
     auto entry = it->second;
+    std::list<Entry>& list = listOf(*entry);
     index.erase(it);  // before the entry: the index's key views the entry's string
-    lru.erase(entry);
+    list.erase(entry);
   }
 
-  void evictBeyondLimit() {
-    while (lru.size() > max_entries) {
-      index.erase(lru.back().key);
-      lru.pop_back();
-      ++evictions;
+  void evictBeyondLimits() {
+    for (auto [list, limit] :
+         {std::pair{&lru, max_entries}, {&negative_lru, max_negative_entries}}) {
+      while (list->size() > limit) {
+        index.erase(list->back().key);
+        list->pop_back();
+        ++evictions;
+      }
     }
   }
 
@@ -216,11 +261,13 @@ struct CachedDirectory::Store {
   const steady_clock::duration negative_ttl;
   const steady_clock::duration stale_max;
   const size_t max_entries;
+  const size_t max_negative_entries;
   const Clock clock;
   std::array<uint8_t, 32> hmac_key{};
 
   mutable std::mutex mutex;
-  std::list<Entry> lru;  // most recently used first
+  std::list<Entry> lru;           // entries with a positive answer, most recently used first
+  std::list<Entry> negative_lru;  // entries with negative answers only, most recently used first
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // views Entry::key
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights;        // by key, NUL, MAC
   uint64_t hits = 0;
@@ -320,25 +367,14 @@ CachedDirectory::Stats CachedDirectory::stats() const {
 
 size_t CachedDirectory::size() const {
   std::lock_guard lock(store_->mutex);
-  return store_->lru.size();
+  return store_->lru.size() + store_->negative_lru.size();
 }
 
 std::vector<std::string> CachedDirectory::debugDump() const {
   std::lock_guard lock(store_->mutex);
   std::vector<std::string> out;
-  for (const Store::Entry& entry : store_->lru) {
-    std::string line = entry.key;
-    if (entry.positive) {
-      const AuthResult& r = entry.positive->result;
-      line += " positive=" + std::to_string(static_cast<int>(r.status)) + " mac=";
-      line.append(entry.positive->mac.begin(), entry.positive->mac.end());
-      line += " route=" + r.route.user + "@" + r.route.backend + " reason=" + r.reason;
-    }
-    for (const Store::Negative& negative : entry.negatives) {
-      line += " negative mac=";
-      line.append(negative.mac.begin(), negative.mac.end());
-    }
-    out.push_back(std::move(line));
+  for (const auto* list : {&store_->lru, &store_->negative_lru}) {
+    for (const Store::Entry& entry : *list) out.push_back(entry.describe());
   }
   return out;
 }

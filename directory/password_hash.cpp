@@ -230,6 +230,11 @@ bool verifyPassword(std::string_view stored, std::string_view password) {
   return false;
 }
 
+bool isSlowHash(std::string_view stored) {
+  auto parsed = splitScheme(stored);
+  return parsed && parsed->scheme == Scheme::Crypt;
+}
+
 bool isSupportedHash(std::string_view stored) {
   auto parsed = splitScheme(stored);
   if (!parsed) return false;

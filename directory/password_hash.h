@@ -14,6 +14,10 @@ bool verifyPassword(std::string_view stored, std::string_view password);
 // Checks the shape only; it does not run the hash.
 bool isSupportedHash(std::string_view stored);
 
+// True for the crypt(3) schemes, whose cost is a work factor (milliseconds to seconds): checked
+// away from a loop thread. False for salted SHA, one digest, cheaper than a thread hop.
+bool isSlowHash(std::string_view stored);
+
 // Describes the accepted formats, for configuration error messages.
 inline constexpr std::string_view kSupportedHashes =
     "{SSHA}, {SSHA512}, {SHA512-CRYPT}$6$..., {SHA256-CRYPT}$5$..., {BLF-CRYPT}$2y$..., "

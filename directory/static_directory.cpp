@@ -81,13 +81,19 @@ class StaticPendingAuth : public PendingAuth {
 }  // namespace
 
 StaticDirectory::StaticDirectory(const DirectoryConfig& config)
-    : dummy_hash_(pickDummyHash(config.users)) {
+    : dummy_hash_(pickDummyHash(config.users)),
+      hash_workers_(std::make_unique<HashWorkerPool>(config.hash_threads, config.hash_queue)) {
   for (const StaticUser& user : config.users) users_.emplace(asciiLower(user.login), user);
 }
 
 const StaticUser* StaticDirectory::find(std::string_view login) const {
   auto it = users_.find(asciiLower(login));
   return it == users_.end() ? nullptr : &it->second;
+}
+
+const std::string& StaticDirectory::hashFor(std::string_view login) const {
+  const StaticUser* user = find(login);
+  return user != nullptr ? user->password_hash : dummy_hash_;
 }
 
 AuthResult StaticDirectory::check(const Credentials& credentials) const {
@@ -119,12 +125,26 @@ std::unique_ptr<PendingAuth> StaticDirectory::authenticate(std::shared_ptr<LoopM
                                                            Credentials credentials,
                                                            AuthCallback done) {
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
-  AuthResult result = check(credentials);
-  // Posted even though the answer is ready: the caller must never be called back on its own
+  // Posted even when the answer is ready: the caller must never be called back on its own
   // stack. If the mailbox is closed the loop is going away and nobody waits for the answer.
-  reply_to->post([cancelled, done = std::move(done), result = std::move(result)]() mutable {
-    if (!cancelled->load()) done(std::move(result));
-  });
+  auto deliver = [cancelled, reply_to, done = std::move(done)](AuthResult result) {
+    reply_to->post([cancelled, done, result = std::move(result)]() mutable {
+      if (!cancelled->load()) done(std::move(result));
+    });
+  };
+  if (!isSlowHash(hashFor(credentials.login))) {
+    deliver(check(credentials));
+  } else {
+    // std::function copies what it holds; the password must not be copied, so it is shared.
+    auto shared = std::make_shared<Credentials>(std::move(credentials));
+    bool queued = hash_workers_->submit([this, cancelled, shared, deliver] {
+      if (!cancelled->load()) deliver(check(*shared));  // a login that left costs no hash
+    });
+    if (!queued) {
+      deliver(AuthResult{AuthStatus::TempFail, Route{},
+                         "password checks busy: directory.hash_queue checks are waiting"});
+    }
+  }
   return std::make_unique<StaticPendingAuth>(cancelled);
 }
 

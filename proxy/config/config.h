@@ -70,12 +70,16 @@ struct DirectoryCacheConfig {
   unsigned negative_ttl_s = 5;  // wrong passwords, so a retry after a typo reaches the directory
   unsigned stale_max_s = 3600;  // while the directory fails, positives this old still let users in
   size_t max_entries = 100000;  // (login, protocol) entries, least recently used evicted first
+  // Entries holding only wrong passwords, in an LRU of their own: guessing cannot evict positives.
+  size_t max_negative_entries = 10000;
 };
 
 struct DirectoryConfig {
   std::string type = "static";    // "static" | "ldap"
   std::vector<StaticUser> users;  // static: inline users, plus those of users_file
   std::string users_file;         // absolute path; its users are already in `users`
+  unsigned hash_threads = 2;      // static: threads that check crypt(3) hashes (bcrypt, ...)
+  size_t hash_queue = 1000;       // static: checks waiting for them; beyond, a temporary failure
   std::string ldap_json;  // ldap: the "ldap" object as JSON text, read by the LDAP directory
   DirectoryCacheConfig cache;
   LoginNormalizationConfig login;

@@ -67,6 +67,9 @@ constexpr uint64_t kMaxCacheTtlSeconds = 86400;
 constexpr uint64_t kMaxStaleSeconds = uint64_t{7} * 86400;
 // Roughly 200 bytes an entry: this bounds the cache at a few GB, past any sensible setting.
 constexpr uint64_t kMaxCacheEntries = 10000000;
+// Static directory: threads for crypt(3) checks, and the checks that may wait for them.
+constexpr uint64_t kMaxHashThreads = 64;
+constexpr uint64_t kMaxHashQueue = 1000000;
 
 const std::vector<std::pair<std::string_view, std::string_view>> kDirectoryTypes = {
     {"static", "static"},
@@ -509,8 +512,9 @@ void Builder::readPorts(const Json& value, const std::string& pointer, BackendCo
 }
 
 void Builder::readDirectory(const Json& value, const std::string& pointer) {
-  ObjectReader reader(value, pointer, errors_,
-                      {"type", "users_file", "users", "ldap", "cache", "login"});
+  ObjectReader reader(
+      value, pointer, errors_,
+      {"type", "users_file", "users", "ldap", "cache", "login", "hash_threads", "hash_queue"});
   if (!reader.isObject()) return;
   auto type = reader.choice("type", "directory type", kDirectoryTypes, Need::Optional);
   if (reader.has("type") && !type) return;  // reported; the other keys depend on it
@@ -523,7 +527,7 @@ void Builder::readDirectory(const Json& value, const std::string& pointer) {
     readLoginNormalization(*login, reader.pointerOf("login"));
   }
   if (directory.type == "ldap") {
-    for (std::string_view key : {"users", "users_file"}) {
+    for (std::string_view key : {"users", "users_file", "hash_threads", "hash_queue"}) {
       if (reader.has(key)) error(reader.pointerOf(key), "only used with type \"static\"");
     }
     if (const Json* ldap = reader.object("ldap", Need::Required)) {
@@ -539,11 +543,18 @@ void Builder::readDirectory(const Json& value, const std::string& pointer) {
     directory.users_file = *file;
     readUsersFile(*file, reader.pointerOf("users_file"));
   }
+  if (auto threads = reader.integer("hash_threads", 1, kMaxHashThreads, Need::Optional)) {
+    directory.hash_threads = static_cast<unsigned>(*threads);
+  }
+  if (auto queue = reader.integer("hash_queue", 1, kMaxHashQueue, Need::Optional)) {
+    directory.hash_queue = static_cast<size_t>(*queue);
+  }
 }
 
 void Builder::readDirectoryCache(const Json& value, const std::string& pointer) {
-  ObjectReader reader(value, pointer, errors_,
-                      {"enabled", "ttl_s", "negative_ttl_s", "stale_max_s", "max_entries"});
+  ObjectReader reader(
+      value, pointer, errors_,
+      {"enabled", "ttl_s", "negative_ttl_s", "stale_max_s", "max_entries", "max_negative_entries"});
   if (!reader.isObject()) return;
   DirectoryCacheConfig& cache = config_.directory.cache;
   cache.enabled = reader.boolean("enabled", Need::Optional).value_or(cache.enabled);
@@ -558,6 +569,9 @@ void Builder::readDirectoryCache(const Json& value, const std::string& pointer) 
   }
   if (auto entries = reader.integer("max_entries", 1, kMaxCacheEntries, Need::Optional)) {
     cache.max_entries = static_cast<size_t>(*entries);
+  }
+  if (auto entries = reader.integer("max_negative_entries", 1, kMaxCacheEntries, Need::Optional)) {
+    cache.max_negative_entries = static_cast<size_t>(*entries);
   }
   if (cache.stale_max_s != 0 && cache.stale_max_s < cache.ttl_s) {
     error(reader.pointerOf("stale_max_s"),

@@ -247,6 +247,50 @@ TEST_CASE("cache: LRU eviction at max_entries", "[cache]") {
   CHECK(f.callsDuring([&] { f.auth("alice", "alice-pw"); }) == 1);
 }
 
+TEST_CASE("cache: wrong passwords and unknown logins never evict a positive", "[cache]") {
+  DirectoryCacheConfig config;
+  config.max_entries = 2;
+  config.max_negative_entries = 2;
+  Fixture f(config);
+  f.auth("alice", "alice-pw");
+  f.auth("bob", "bob-pw");
+  // A spray: many logins that do not exist, and wrong passwords for a real one.
+  for (int i = 0; i < 20; ++i) f.auth("guess" + std::to_string(i), "x");
+  f.auth("carol", "wrong");
+  CHECK(f.cache.size() == 4);  // two positives, the two most recent negatives
+  CHECK(f.cache.stats().evictions == 19);
+  // The positives survived: answered from the cache, and by stale-if-error once the directory
+  // fails.
+  CHECK(f.callsDuring([&] { CHECK(f.auth("alice", "alice-pw").status == AuthStatus::Ok); }) == 0);
+  f.clock.advance(61s);
+  f.inner->temp_fail = true;
+  CHECK(f.auth("bob", "bob-pw").status == AuthStatus::Ok);
+  CHECK(f.cache.stats().stale == 1);
+}
+
+TEST_CASE("cache: an entry moves between the lists as it gains and loses its positive", "[cache]") {
+  DirectoryCacheConfig config;
+  config.max_entries = 1;
+  config.max_negative_entries = 1;
+  Fixture f(config);
+  f.auth("alice", "typo");      // negative list: alice
+  f.auth("alice", "alice-pw");  // alice gains a positive: positive list; negative list empty
+  f.auth("bob", "typo");        // negative list: bob; nothing evicted
+  CHECK(f.cache.stats().evictions == 0);
+  CHECK(f.callsDuring([&] { f.auth("alice", "alice-pw"); }) == 0);
+  CHECK(f.callsDuring([&] { f.auth("bob", "typo"); }) == 0);
+  // The directory now refuses alice's cached password: she keeps only negatives, and moves to the
+  // negative list, where she evicts bob.
+  f.inner->passwords["alice"] = "changed";
+  f.clock.advance(61s);
+  CHECK(f.auth("alice", "alice-pw").status == AuthStatus::Denied);
+  CHECK(f.cache.stats().evictions == 1);
+  CHECK(f.cache.size() == 1);
+  CHECK(f.callsDuring([&] { f.auth("bob", "typo"); }) == 1);
+  f.auth("carol", "carol-pw");  // a positive again fits beside the negatives
+  CHECK(f.callsDuring([&] { f.auth("carol", "carol-pw"); }) == 0);
+}
+
 TEST_CASE("cache: a wrong password never matches a cached right one", "[cache]") {
   Fixture f;
   f.auth("alice", "alice-pw");
@@ -427,15 +471,15 @@ TEST_CASE("cache: the password is not among what the cache holds", "[cache]") {
   f.inner->passwords["alice"] = password;
   f.auth("alice", password);
   f.auth("alice", password + "!");  // a negative too
-  f.auth("bob", password);
+  f.auth("bob", password);          // not bob's: a negative
   std::vector<std::string> dump = f.cache.debugDump();
   REQUIRE(dump.size() == 2);
   for (const std::string& line : dump) {
     CHECK(line.find(password) == std::string::npos);
     CHECK(line.find("Correct") == std::string::npos);
   }
-  CHECK(dump[0].find("bob") == 0);  // most recent first
-  CHECK(dump[1].find("alice") == 0);
+  CHECK(dump[0].find("alice") == 0);  // entries with a positive come first
+  CHECK(dump[1].find("bob") == 0);
 }
 
 // FakeDirectory records logins in a vector, so workers on several threads reach it one at a time.
@@ -458,6 +502,7 @@ TEST_CASE("cache: concurrent workers share one cache", "[cache]") {
   for (int u = 0; u < 20; ++u) fake->passwords["user" + std::to_string(u)] = "pw";
   DirectoryCacheConfig config;
   config.max_entries = 8;  // evictions while other threads hit
+  config.max_negative_entries = 4;
   CachedDirectory shared(std::make_shared<SerializedDirectory>(fake), {}, config);
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
@@ -481,7 +526,7 @@ TEST_CASE("cache: concurrent workers share one cache", "[cache]") {
   }
   for (auto& thread : threads) thread.join();
   CHECK(wrong == 0);
-  CHECK(shared.size() <= 8);
+  CHECK(shared.size() <= 8 + 4);
   CHECK(shared.stats().hits + shared.stats().misses == 2000);
   CHECK(shared.stats().hits > 0);
 }
@@ -505,11 +550,12 @@ TEST_CASE("cache config: defaults, values and JSON-pointer errors", "[cache][con
   CHECK(defaults->directory.cache.negative_ttl_s == 5);
   CHECK(defaults->directory.cache.stale_max_s == 3600);
   CHECK(defaults->directory.cache.max_entries == 100000);
+  CHECK(defaults->directory.cache.max_negative_entries == 10000);
   CHECK(defaults->directory.login.lowercase);
   CHECK_FALSE(defaults->directory.login.accept_backslash_domain);
 
   auto set = parseDirectory(R"({"cache": {"enabled": false, "ttl_s": 30, "negative_ttl_s": 0,
-      "stale_max_s": 0, "max_entries": 10}, "login": {"lowercase": false,
+      "stale_max_s": 0, "max_entries": 10, "max_negative_entries": 3}, "login": {"lowercase": false,
       "accept_backslash_domain": true, "strip_domain": ["example.com", "*"],
       "default_domain": "example.org"}})",
                             errors);
@@ -519,6 +565,7 @@ TEST_CASE("cache config: defaults, values and JSON-pointer errors", "[cache][con
   CHECK(set->directory.cache.ttl_s == 30);
   CHECK(set->directory.cache.stale_max_s == 0);
   CHECK(set->directory.cache.max_entries == 10);
+  CHECK(set->directory.cache.max_negative_entries == 3);
   CHECK_FALSE(set->directory.login.lowercase);
   CHECK(set->directory.login.accept_backslash_domain);
   CHECK(set->directory.login.strip_domain == std::vector<std::string>{"example.com", "*"});
@@ -530,6 +577,7 @@ TEST_CASE("cache config: defaults, values and JSON-pointer errors", "[cache][con
 
   errors.clear();
   CHECK_FALSE(parseDirectory(R"({"cache": {"ttl_s": -1, "max_entries": 0, "stale_max_s": 10,
+      "max_negative_entries": 0,
       "size": 3}, "login": {"lowercase": "yes", "strip_domain": ["ok.example", "bad domain"],
       "default_domain": "a@b"}})",
                              errors));
@@ -537,6 +585,7 @@ TEST_CASE("cache config: defaults, values and JSON-pointer errors", "[cache][con
   for (const ConfigError& e : errors) by_pointer[e.pointer] = e.message;
   CHECK(by_pointer.count("/directory/cache/ttl_s") == 1);
   CHECK(by_pointer.count("/directory/cache/max_entries") == 1);
+  CHECK(by_pointer.count("/directory/cache/max_negative_entries") == 1);
   CHECK(by_pointer.count("/directory/cache/size") == 1);
   CHECK(by_pointer.count("/directory/login/lowercase") == 1);
   CHECK(by_pointer.count("/directory/login/strip_domain/1") == 1);

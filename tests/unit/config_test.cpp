@@ -755,6 +755,28 @@ TEST_CASE("config: LDAP directory settings are passed through", "[config]") {
 
   j["directory"] = {{"ldap", Json::object()}};
   requireOnlyError(parse(j), "/directory/ldap", "only used with type \"ldap\"");
+
+  j["directory"] = {{"type", "ldap"}, {"hash_threads", 2}, {"ldap", Json::object()}};
+  CHECK(hasError(parse(j), "/directory/hash_threads", "only used with type \"static\""));
+}
+
+TEST_CASE("config: the static directory's hash threads and queue", "[config]") {
+  Json j = minimal();
+  Outcome defaults = parse(j);
+  requireValid(defaults);
+  CHECK(defaults.config->directory.hash_threads == 2);
+  CHECK(defaults.config->directory.hash_queue == 1000);
+
+  j["directory"] = {{"hash_threads", 4}, {"hash_queue", 10}};
+  Outcome set = parse(j);
+  requireValid(set);
+  CHECK(set.config->directory.hash_threads == 4);
+  CHECK(set.config->directory.hash_queue == 10);
+
+  j["directory"] = {{"hash_threads", 0}};
+  requireOnlyError(parse(j), "/directory/hash_threads", "must be an integer 1-64");
+  j["directory"] = {{"hash_queue", 0}};
+  requireOnlyError(parse(j), "/directory/hash_queue", "must be an integer 1-1000000");
 }
 
 }  // namespace
