@@ -3,6 +3,7 @@
 #include "directory/ldap_config.h"
 
 #include <ldap.h>
+#include <openssl/mem.h>
 
 #include "directory/ldap_filter.h"
 #include "proxy/config/config_json.h"
@@ -227,10 +228,13 @@ std::optional<std::string> LdapReader::readFile(const ObjectReader& reader, std:
   fs::path path = fs::path(*name).is_absolute() ? fs::path(*name) : base_dir_ / *name;
   std::string absolute = path.lexically_normal().string();
   std::string problem;
-  if (!readTextFile(absolute, problem)) {
+  std::optional<std::string> text = readTextFile(absolute, problem);
+  if (!text) {
     reader.error(reader.pointerOf(key), "cannot read " + quoteJson(absolute) + ": " + problem);
     return std::nullopt;
   }
+  // Read to see that it can be; it may be the bind password, which is read again into a Secret.
+  OPENSSL_cleanse(text->data(), text->size());
   normalised_[normalised_key] = absolute;
   return absolute;
 }

@@ -9,17 +9,30 @@
 
 namespace gatehouse {
 
+// The value always lives on the heap, never in std::string's small-string buffer inside the
+// object: a move then hands over the pointer, where moving a short string would copy its bytes
+// and leave them behind in the moved-from object, out of reach of the wipe.
 class Secret {
  public:
   Secret() = default;
-  explicit Secret(std::string_view value) : value_(value) {}
-  // Takes the buffer itself, so no copy of the value is left behind unwiped.
+  explicit Secret(std::string_view value) {
+    value_.reserve(kHeapCapacity);
+    value_ = value;
+  }
+  // Takes the buffer itself, so no copy of the value is left behind unwiped; a short value,
+  // which may sit inside the string object, is copied and wiped there instead.
   static Secret adopt(std::string&& value) {
+    if (value.capacity() < kHeapCapacity) {
+      Secret secret(value);
+      OPENSSL_cleanse(value.data(), value.size());
+      value.clear();
+      return secret;
+    }
     Secret secret;
     secret.value_.swap(value);
     return secret;
   }
-  Secret(const Secret& other) : value_(other.value_) {}
+  Secret(const Secret& other) : Secret(other.reveal()) {}
   Secret(Secret&& other) noexcept : value_(std::move(other.value_)) { other.wipe(); }
   Secret& operator=(Secret other) noexcept {
     wipe();
@@ -41,6 +54,8 @@ class Secret {
     if (!value_.empty()) OPENSSL_cleanse(value_.data(), value_.size());
     value_.clear();
   }
+  // Past what libstdc++ (15) and libc++ (22) keep inside the object.
+  static constexpr size_t kHeapCapacity = 32;
   std::string value_;
 };
 
