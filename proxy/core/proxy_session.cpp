@@ -375,6 +375,8 @@ void ProxySession::startRelay(BackendLoginResult result) {
   phase_ = Phase::Relaying;
   reply(result.client_notice);
   std::string pipelined = onLoggedIn(result);
+  // Counted as pre-login input when it was read; the relay counts it again as it goes through.
+  preauth_bytes_in_ -= std::min<uint64_t>(preauth_bytes_in_, pipelined.size());
   pipelined += std::exchange(held_input_, {});
   flush();
   RelayObserver& observer = *this;
@@ -458,6 +460,11 @@ void ProxySession::onError(std::string_view reason) {
 }
 
 void ProxySession::shutdown(bool final) {
+  if (final && !linger_deadline_) linger_deadline_ = uv_now(ctx_.loop) + kLingerMs;
+  if (final && phase_ == Phase::Closing) {
+    linger();  // a client still reading its goodbye gets what is left of kLingerMs
+    return;
+  }
   if (ending()) return;
   if (phase_ == Phase::Relaying && !final) return;  // may finish within the grace period
   finish(Goodbye::Shutdown, "shutdown");
@@ -505,8 +512,18 @@ void ProxySession::linger() {
   // what the kernel still holds: wait while the client goes on reading (progress between two
   // checks, as nginx's send_timeout, not a deadline for the whole), then as long again for its
   // own close. For a client that ended its side, the kernel sends the rest after close().
+  // After the grace period, a slow reader does not keep the process alive: one last wait.
+  uint64_t wait = kLingerMs;
+  if (linger_deadline_) {
+    uint64_t now = uv_now(ctx_.loop);
+    if (now >= *linger_deadline_) {
+      closeNow();
+      return;
+    }
+    wait = std::min(wait, *linger_deadline_ - now);
+  }
   const size_t unsent = client_->unsentBytes();
-  timer_.start(kLingerMs, [this, unsent] {
+  timer_.start(static_cast<unsigned>(wait), [this, unsent] {
     const size_t now = client_->unsentBytes();
     if (client_ended_ && client_->queuedBytes() == 0) {
       closeNow();

@@ -189,6 +189,8 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   uint64_t preauth_bytes_in_ = 0;
   uint64_t preauth_bytes_out_ = 0;
   bool client_ended_ = false;
+  // Set when the shutdown's grace period is over: lingering ends by then, however the client reads.
+  std::optional<uint64_t> linger_deadline_;
   bool paused_for_client_ = false;  // input stopped until the client reads its answers
 };
 

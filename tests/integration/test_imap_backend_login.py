@@ -14,13 +14,15 @@ from harness import IO_TIMEOUT, FakeImap, Gatehouse, ScriptedServer, listener, u
 PLAIN_IR = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n"
 
 
-def gatehouse_in_front_of(test, fake):
+def gatehouse_in_front_of(test, fake, timeouts=None):
     """A started Gatehouse whose one back-end, A, is the scripted `fake`, and whose one user, alice,
     lives there; both are stopped when `test` ends."""
     test.addCleanup(fake.stop)
-    g = Gatehouse({"listeners": [listener("imap", require_tls_for_auth=False)],
-                   "backends": [{"name": "A", "address": "127.0.0.1", "ports": {"imap": fake.port}}]},
-                  users=[user("alice", "alice-pass", "A")])
+    config = {"listeners": [listener("imap", require_tls_for_auth=False)],
+              "backends": [{"name": "A", "address": "127.0.0.1", "ports": {"imap": fake.port}}]}
+    if timeouts:
+        config["timeouts"] = timeouts
+    g = Gatehouse(config, users=[user("alice", "alice-pass", "A")])
     test.addCleanup(g.cleanup)
     g.start()
     return g
@@ -162,6 +164,58 @@ class EndOfSessionDeliveryTest(unittest.TestCase):
             time.sleep(0.001)  # pacing, not waiting for anything: a client that reads slowly
         s.close()
         return response
+
+class ShutdownTest(unittest.TestCase):
+    GRACE_MS = 1000
+    LINGER_S = 2.0  # README: the process exits at most 2 s after the grace period
+    MARGIN_S = 3.0  # what a slow 2-core box may add
+
+    def test_a_slow_reader_does_not_keep_the_process_alive_after_the_grace_period(self):
+        # The client reads its FETCH a little at a time, making progress at every check: lingering
+        # for it used to go on as long as it kept reading (found by a review: 40 s and counting).
+        fake = BigFetchImap(20_000_000)
+        g = gatehouse_in_front_of(self, fake, {"shutdown_grace_ms": self.GRACE_MS})
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(IO_TIMEOUT)
+        s.connect(("127.0.0.1", g.port("imap")))
+        s.recv(4096)  # the greeting
+        s.sendall(b"L LOGIN alice alice-pass\r\n")
+        self.assertTrue(s.recv(4096).startswith(b"L OK"))
+        s.sendall(b"c FETCH 1 BODY[]\r\n")
+        self.assertTrue(s.recv(16384))  # the literal is on its way
+        started = time.monotonic()
+        g.terminate()
+        received = 0
+        deadline = started + self.GRACE_MS / 1000 + self.LINGER_S + 20
+        while time.monotonic() < deadline and g.proc.poll() is None:
+            chunk = s.recv(16384)
+            if not chunk:
+                break
+            received += len(chunk)
+            time.sleep(0.05)  # pacing, not waiting for anything: a client that reads slowly
+        self.assertEqual(g.wait_exit(self.LINGER_S + self.MARGIN_S), 0)
+        self.assertLess(time.monotonic() - started, self.GRACE_MS / 1000 + self.LINGER_S + self.MARGIN_S)
+        self.assertLess(received, len(fake.body))  # the reader was still behind when it ended
+
+
+class SessionLogTest(unittest.TestCase):
+    def test_bytes_pipelined_behind_the_login_are_counted_once(self):
+        fake = FakeImap(PLAIN_IR, b"", b"{tag} OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")
+        g = gatehouse_in_front_of(self, fake)
+        c = g.client("imap")
+        self.addCleanup(c.close)
+        c.greeting()
+        login = b"a LOGIN alice alice-pass\r\n"
+        pipelined = b"".join(b"n%d NOOP\r\n" % i for i in range(50))
+        c.send(login + pipelined)
+        c.read_until_tagged("n49")
+        c.send(b"z LOGOUT\r\n")
+        c.read_until_tagged("z")
+        end = g.wait_log(lambda l: l.get("msg") == "session end" and l.get("user") == "alice", what="session end")
+        self.assertEqual(end["bytes_in"], len(login) + len(pipelined) + len(b"z LOGOUT\r\n"), end)
+
 
 if __name__ == "__main__":
     unittest.main()
