@@ -34,6 +34,8 @@ enum class BackendFailure {
   Unavailable,  // connect, timeout, greeting, TLS or protocol failure: a temporary error
   AuthFailed,   // the back-end refused the credentials
   InUse,        // POP3 [IN-USE], IMAP [INUSE]: the mailbox is locked by another session
+  Permanent,    // POP3 [SYS/PERM]: retrying will not help (RFC 3206)
+  LoginDelay,   // POP3 [LOGIN-DELAY]: the user logged in too recently (RFC 2449)
 };
 
 struct BackendLoginResult {

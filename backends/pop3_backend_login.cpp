@@ -264,7 +264,9 @@ void Pop3BackendLogin::refused(std::string_view line) {
   const std::string code = responseCode(line);
   // A refusal that is not about the user's credentials, after a login chosen from memory: the
   // back-end may have changed (no more SASL PLAIN). Ask it again next time.
-  if (from_memory_ && code != "AUTH" && code != "IN-USE") backend_.pop3_capabilities.forget();
+  if (from_memory_ && code != "AUTH" && code != "IN-USE" && code != "LOGIN-DELAY") {
+    backend_.pop3_capabilities.forget();
+  }
   if (!startsWith(line, "-ERR")) {
     fail(BackendFailure::Unavailable, "unexpected back-end answer to login");
     return;
@@ -273,6 +275,10 @@ void Pop3BackendLogin::refused(std::string_view line) {
     fail(BackendFailure::AuthFailed, "back-end refused login: AUTH");
   } else if (code == "IN-USE") {
     fail(BackendFailure::InUse, "back-end mailbox in use");
+  } else if (code == "SYS/PERM") {
+    fail(BackendFailure::Permanent, "back-end login failed: SYS/PERM");
+  } else if (code == "LOGIN-DELAY") {
+    fail(BackendFailure::LoginDelay, "back-end login failed: LOGIN-DELAY");
   } else if (code.empty() && !auth_resp_code_) {
     // A server without RFC 3206 codes cannot say why; refused credentials is what it means.
     fail(BackendFailure::AuthFailed, "back-end refused login");

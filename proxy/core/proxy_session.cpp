@@ -310,6 +310,27 @@ void ProxySession::loginToNextBackend() {
   login_->start();
 }
 
+namespace {
+
+LoginFailure loginFailureFor(BackendFailure failure) {
+  switch (failure) {
+    case BackendFailure::AuthFailed:
+      return LoginFailure::Denied;
+    case BackendFailure::InUse:
+      return LoginFailure::BackendInUse;
+    case BackendFailure::Permanent:
+      return LoginFailure::BackendPermanent;
+    case BackendFailure::LoginDelay:
+      return LoginFailure::BackendLoginDelay;
+    case BackendFailure::None:
+    case BackendFailure::Unavailable:
+      break;
+  }
+  return LoginFailure::BackendUnavailable;
+}
+
+}  // namespace
+
 void ProxySession::onBackendLogin(BackendLoginResult result) {
   auto login = std::move(login_);  // destroyed when this call returns, not before
   if (result.failure == BackendFailure::None) {
@@ -331,9 +352,7 @@ void ProxySession::onBackendLogin(BackendLoginResult result) {
   }
   attempts_.reset();
   reply(result.client_notice);
-  loginFailed(result.failure == BackendFailure::AuthFailed ? LoginFailure::Denied
-              : result.failure == BackendFailure::InUse    ? LoginFailure::BackendInUse
-                                                           : LoginFailure::BackendUnavailable);
+  loginFailed(loginFailureFor(result.failure));
 }
 
 void ProxySession::holdDuringLogin(std::string_view data) {

@@ -25,6 +25,8 @@ enum class LoginFailure {
   DirectoryTempFail,   // the directory could not answer
   BackendUnavailable,  // back-end down, unknown or failed during login
   BackendInUse,        // the mailbox is locked by another session
+  BackendPermanent,    // the back-end says retrying will not help
+  BackendLoginDelay,   // the back-end says the user logged in too recently
 };
 
 enum class Goodbye {
@@ -116,6 +118,14 @@ class ProxySession : public Session, protected StreamHandler, protected RelayObs
   bool acceptingCommands();
   // Counts a failed login; ends the session when the limit is reached. Returns false then.
   bool countAuthFailure();
+  // Whether the next countBadCommand() / countAuthFailure() ends the session. POP3 has one answer
+  // per command, so there the goodbye answers the last one instead of coming after its answer.
+  bool nextBadCommandIsLast() const {
+    return bad_commands_ + 1 >= ctx_.config->limits.max_bad_commands;
+  }
+  bool nextAuthFailureIsLast() const {
+    return auth_failures_ + 1 >= ctx_.config->limits.max_auth_failures;
+  }
   // Counts a bad command; ends the session when the limit is reached. Returns false then.
   bool countBadCommand();
   // Says the goodbye (if any and if the client may receive it) and ends the session. No goodbye is

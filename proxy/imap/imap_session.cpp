@@ -205,6 +205,8 @@ void ImapSession::onLoginFailed(LoginFailure failure) {
           " NO [UNAVAILABLE] Authentication service temporarily unavailable, try again later.\r\n");
       return;
     case LoginFailure::BackendUnavailable:
+    case LoginFailure::BackendPermanent:  // POP3's codes: an IMAP back-end does not send them
+    case LoginFailure::BackendLoginDelay:
       reply(auth_tag_ +
             " NO [UNAVAILABLE] Mailbox server temporarily unavailable, try again later.\r\n");
       return;

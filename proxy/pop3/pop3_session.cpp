@@ -73,7 +73,7 @@ void Pop3Session::processInput() {
 }
 
 void Pop3Session::badCommand(std::string_view message) {
-  reply("-ERR " + std::string(message) + "\r\n");
+  if (!nextBadCommandIsLast()) reply("-ERR " + std::string(message) + "\r\n");
   countBadCommand();
 }
 
@@ -200,7 +200,7 @@ void Pop3Session::onSaslMalformed() {
 void Pop3Session::onLoginFailed(LoginFailure failure) {
   switch (failure) {
     case LoginFailure::Denied:
-      reply(kAuthFailed);
+      if (!nextAuthFailureIsLast()) reply(kAuthFailed);  // else the goodbye is the answer
       return;
     case LoginFailure::Disabled:
       reply("-ERR [AUTH] POP3 access is disabled for this account.\r\n");
@@ -213,6 +213,12 @@ void Pop3Session::onLoginFailed(LoginFailure failure) {
       return;
     case LoginFailure::BackendInUse:
       reply("-ERR [IN-USE] Mailbox is in use by another POP3 session, try again later.\r\n");
+      return;
+    case LoginFailure::BackendPermanent:
+      reply("-ERR [SYS/PERM] The mailbox server refused access, contact your administrator.\r\n");
+      return;
+    case LoginFailure::BackendLoginDelay:
+      reply("-ERR [LOGIN-DELAY] Minimum time between logins not reached, try again later.\r\n");
       return;
   }
 }

@@ -246,6 +246,8 @@ void SmtpSession::onLoginFailed(LoginFailure failure) {
       return;
     case LoginFailure::BackendUnavailable:
     case LoginFailure::BackendInUse:
+    case LoginFailure::BackendPermanent:
+    case LoginFailure::BackendLoginDelay:
       reply(
           "454 4.7.0 Temporary authentication failure: mail server unavailable, try again "
           "later\r\n");

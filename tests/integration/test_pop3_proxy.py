@@ -122,7 +122,7 @@ class FakePop3(ScriptedServer):
     "+OK [XCLIENT]" when `xclient` (as Dovecot does for a trusted proxy) and answers XCLIENT with +OK, CAPA
     with the lines in `capa` (default USER and RESP-CODES: no SASL, so Gatehouse falls back to USER/PASS),
     AUTH PLAIN only while "SASL PLAIN" is in `capa`, USER and PASS with +OK, and other commands from
-    `answers` {keyword: raw bytes}. It closes right after answering a keyword in `close_after` (a back-end
+    `answers` {keyword: raw bytes} (USER and PASS too, +OK by default). It closes right after answering a keyword in `close_after` (a back-end
     that dies). `sessions` holds each connection's commands in order (`commands`: all of them); a command
     is recorded before it is answered. With `xclient_answer` it answers XCLIENT with that line, and only once the
     next command has arrived: a proxy that waits for the answer before it sends more never gets one. A keyword in
@@ -173,7 +173,7 @@ class FakePop3(ScriptedServer):
                 plain = "SASL PLAIN" in self.capa and line.upper().startswith("AUTH PLAIN ")
                 conn.sendall(b"+OK Logged in.\r\n" if plain else b"-ERR Unsupported authentication mechanism.\r\n")
             elif keyword in ("USER", "PASS"):
-                conn.sendall(b"+OK\r\n")
+                conn.sendall(self.answers.get(keyword, b"+OK\r\n"))
             else:
                 conn.sendall(self.answers.get(keyword, b"-ERR unknown\r\n"))
             if keyword in self.close_after or keyword == "QUIT":
@@ -366,9 +366,10 @@ class Pop3ProxyTest(Pop3TestCase):
         c = self.connect(self.g, source_ip="127.0.0.44")
         for _ in range(2):
             self.assertEqual(c.command("AUTH PLAIN " + plain_sasl("x", "y")), b"-ERR [AUTH] Authentication failed.")
-        self.assertEqual(c.command("AUTH PLAIN " + plain_sasl("x", "y")), b"-ERR [AUTH] Authentication failed.")
-        lines = c.read_until_eof()
-        self.assertTrue(all(l.startswith(b"-ERR") for l in lines), lines)
+        # One answer per command (a pipelining client counts them): the last failure's is the goodbye.
+        self.assertEqual(c.command("AUTH PLAIN " + plain_sasl("x", "y")),
+                         b"-ERR [AUTH] Too many authentication failures.")
+        self.assertEqual(c.read_until_eof(), [])
 
     def test_unknown_and_transaction_commands_are_refused_and_counted(self):
         c = self.connect(self.g)
@@ -376,7 +377,8 @@ class Pop3ProxyTest(Pop3TestCase):
             self.assertTrue(c.command(cmd).startswith(b"-ERR"), cmd)
         c.send(b"NOOP\r\n" * 5)
         lines = c.read_until_eof()
-        self.assertEqual(lines[-1], b"-ERR Too many invalid commands.", lines)
+        # Ten bad commands, ten answers: the tenth is the goodbye; the fifth NOOP is never read.
+        self.assertEqual(lines, [b"-ERR Unknown command."] * 3 + [b"-ERR Too many invalid commands."])
 
     def test_apop_is_refused_as_not_enabled_without_counting_as_invalid(self):
         c = self.connect(self.g)
@@ -566,6 +568,21 @@ class Pop3BackendFailureTest(Pop3TestCase):
         c = self.connect(g)
         c.login("fay", "fay-pass")
         return c
+
+    def test_backend_permanent_failure_and_login_delay_are_passed_on(self):
+        # RFC 3206: a client must not simply retry [SYS/PERM]; RFC 2449: [LOGIN-DELAY] says wait. Both
+        # used to reach the client as [SYS/TEMP] (found by a review).
+        for code in (b"SYS/PERM", b"LOGIN-DELAY"):
+            with self.subTest(code=code):
+                fake = FakePop3({"PASS": b"-ERR [" + code + b"] the back-end's own words\r\n"})
+                self.addCleanup(fake.stop)
+                g = self.new_gatehouse([fake.backend_config("F")], [user("fay", "fay-pass", "F", protocols=["pop3"])])
+                c = self.connect(g)
+                c.ok("USER fay")
+                line = c.command("PASS fay-pass")
+                self.assertTrue(line.startswith(b"-ERR [" + code + b"] "), line)
+                self.assertNotIn(b"own words", line)
+                c.ok("CAPA")  # the session goes on, as after any refused login
 
     def test_backend_down_gives_sys_temp_quickly(self):
         down = {"name": "down", "address": "127.0.0.1", "ports": {"pop3": closed_port()}, "tls": "none"}
