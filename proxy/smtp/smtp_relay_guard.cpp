@@ -116,6 +116,7 @@ void RelayGuard::replyCodeSeen() {
 void RelayGuard::replyLineEnd() {
   const std::string_view head(reply_head_, std::min(reply_column_, sizeof reply_head_));
   reply_column_ = 0;
+  inside_multiline_ = head.size() == 4 && head[3] == '-';
   if (endsFinalReply(head) && outstanding_ > 0) --outstanding_;
 }
 

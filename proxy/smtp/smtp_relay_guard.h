@@ -35,8 +35,9 @@ class RelayGuard {
   // a view of `scratch` when an EHLO reply lost lines, see EhloReplyFilter).
   std::string_view fromBackend(std::string_view data, std::string& scratch);
 
-  // The back-end is between reply lines: a line injected now reaches the client whole.
-  bool atReplyLineStart() const { return reply_column_ == 0; }
+  // The back-end is between replies: a reply injected now reaches the client whole, neither
+  // inside a line nor between the lines of a multi-line reply (RFC 5321 4.2.1: one code each).
+  bool atReplyLineStart() const { return reply_column_ == 0 && !inside_multiline_; }
   // The back-end said goodbye itself: a reply line starting with 221 (QUIT) or 421.
   bool backendSaidGoodbye() const { return saw_goodbye_; }
   // Command lines sent that have not had their final reply (DATA's comes after the content).
@@ -66,6 +67,7 @@ class RelayGuard {
   EhloReplyFilter ehlo_filter_;
   size_t reply_column_ = 0;
   char reply_head_[4] = {};
+  bool inside_multiline_ = false;  // the last complete line was a "NNN-" continuation
   bool saw_goodbye_ = false;
 };
 

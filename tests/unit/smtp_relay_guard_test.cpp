@@ -143,8 +143,12 @@ TEST_CASE("smtp guard: reply line starts and goodbyes", "[smtp]") {
   CHECK(guard.atReplyLineStart());
   backend(guard, "250-mx");
   CHECK_FALSE(guard.atReplyLineStart());
-  backend(guard, "\r\n250 ok\r\n");
+  backend(guard, "\r\n");
+  CHECK_FALSE(guard.atReplyLineStart());  // between the lines of one reply: no code of our own
+  backend(guard, "250 ok\r\n");
   CHECK(guard.atReplyLineStart());
+  backend(guard, "354 go ahead\r\n");
+  CHECK(guard.atReplyLineStart());  // an intermediate reply is whole too
   CHECK_FALSE(guard.backendSaidGoodbye());
   backend(guard, "221 2.0.0 Bye\r\n");
   CHECK(guard.backendSaidGoodbye());
