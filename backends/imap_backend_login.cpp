@@ -74,6 +74,7 @@ void ImapBackendLogin::onLine(std::string_view line) {
       break;
     case State::Login:
     case State::LoginContinue:
+    case State::LoginLiteral:
       onLoginAnswer(*response);
       break;
   }
@@ -166,6 +167,12 @@ void ImapBackendLogin::sendLogin() {
   } else if (imap::hasCapability(caps, "AUTH=PLAIN")) {
     batch += "L AUTHENTICATE PLAIN\r\n";
     state_ = State::LoginContinue;
+  } else if (login_allowed) {
+    // A plain IMAP4rev1 server (no LITERAL+, no SASL) and a value with 8-bit bytes, say.
+    login_parts_ = loginWithLiterals();
+    batch += login_parts_.front().reveal();
+    login_parts_.pop_front();
+    state_ = State::LoginLiteral;
   } else {
     fail(BackendFailure::Unavailable, "back-end offers no way to send these credentials");
     return;
@@ -173,10 +180,39 @@ void ImapBackendLogin::sendLogin() {
   send(std::move(batch));
 }
 
+std::deque<Secret> ImapBackendLogin::loginWithLiterals() const {
+  std::deque<Secret> parts;
+  std::string part = "L LOGIN ";
+  bool first = true;
+  for (std::string_view value : {std::string_view(request_.user), request_.password.reveal()}) {
+    if (!first) part += ' ';
+    first = false;
+    if (imap::isQuotable(value)) {
+      part.reserve(part.size() + imap::astringCapacity(value) + 3);  // no copy left unwiped
+      imap::appendQuoted(part, value);
+      continue;
+    }
+    part += '{' + std::to_string(value.size()) + "}\r\n";
+    parts.push_back(Secret::adopt(std::move(part)));
+    part = std::string();
+    part.reserve(value.size() + 3);
+    part.append(value);
+  }
+  part += "\r\n";
+  parts.push_back(Secret::adopt(std::move(part)));
+  return parts;
+}
+
 void ImapBackendLogin::onLoginAnswer(const imap::Response& r) {
   if (r.kind == imap::ResponseKind::Continuation && state_ == State::LoginContinue) {
     state_ = State::Login;
     send(saslPlainLine(""));
+    return;
+  }
+  if (r.kind == imap::ResponseKind::Continuation && state_ == State::LoginLiteral) {
+    send(std::string(login_parts_.front().reveal()));
+    login_parts_.pop_front();
+    if (login_parts_.empty()) state_ = State::Login;
     return;
   }
   if (r.kind == imap::ResponseKind::Untagged && isAlert(r)) {

@@ -3,8 +3,11 @@
 // Each back-end reply is checked against the state that expects it (nginx's proxy module).
 #pragma once
 
+#include <deque>
+
 #include "backends/backend_login.h"
 #include "backends/imap_response.h"
+#include "proxy/core/secret.h"
 
 namespace gatehouse {
 
@@ -16,7 +19,15 @@ class ImapBackendLogin final : public BackendLogin {
   }
 
  private:
-  enum class State { Greeting, StartTls, Capability, Login, LoginContinue, PostCapability };
+  enum class State {
+    Greeting,
+    StartTls,
+    Capability,
+    Login,
+    LoginContinue,  // AUTHENTICATE PLAIN sent without its response: waiting for "+"
+    LoginLiteral,   // LOGIN with synchronising literals: waiting for "+" before each
+    PostCapability
+  };
 
   void onConnected() override {}
   void onLine(std::string_view line) override;
@@ -25,10 +36,14 @@ class ImapBackendLogin final : public BackendLogin {
   void onCapabilityLine(const imap::Response& r);
   void onLoginAnswer(const imap::Response& r);
   void sendLogin();
+  // LOGIN with a synchronising literal for each value that cannot be quoted (RFC 3501 4.3): the
+  // command up to the first literal's "{n}\r\n" first, each later part after a "+".
+  std::deque<Secret> loginWithLiterals() const;
   void noteCapabilities(const std::string& list);
 
   State state_ = State::Greeting;
   std::string capabilities_;
+  std::deque<Secret> login_parts_;  // LoginLiteral: what is still to send, credentials included
 };
 
 }  // namespace gatehouse

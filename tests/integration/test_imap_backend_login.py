@@ -4,6 +4,7 @@ for the user. A scripted back-end, because a real one cannot be made to show eac
 """
 
 import base64
+import re
 import socket
 import time
 import unittest
@@ -90,6 +91,68 @@ class ImapBackendLoginTest(unittest.TestCase):
         _, (untagged, tagged) = self.login(PLAIN_IR, flood * 2000 + b"{tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n")
         self.assertTrue(tagged.startswith(b"a NO [UNAVAILABLE]"), tagged)
         self.assertLessEqual(sum(len(line) + 2 for line in untagged), 16 * 1024)
+
+
+class PlainImap4rev1(ScriptedServer):
+    """An IMAP4rev1 back-end with nothing more (no LITERAL+, no SASL): a LOGIN value that cannot be
+    quoted must come as a synchronising literal, sent only after this server's "+" (RFC 3501 4.3).
+    `logins` holds each LOGIN's arguments as received; it accepts carol's password only."""
+
+    PASSWORD = "pässwörd".encode()
+
+    def __init__(self):
+        self.logins = []
+        super().__init__()
+
+    def serve(self, conn):
+        conn.sendall(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")
+        reader = conn.makefile("rb")
+        for _ in range(100):
+            line = reader.readline()
+            if not line:
+                return
+            tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+            verb, _, args = rest.partition(b" ")
+            values = []
+            while args:  # the arguments, reading each synchronising literal after our "+"
+                literal = re.match(rb"^(.*?)\{(\d+)\}$", args)
+                if not literal:
+                    values.append(args)
+                    break
+                values.append(literal.group(1))
+                conn.sendall(b"+ Ready for literal data\r\n")
+                values.append(reader.read(int(literal.group(2))))
+                args = reader.readline().rstrip(b"\r\n")
+            if verb.upper() == b"LOGIN":
+                self.logins.append([v.strip().strip(b'"') for v in values if v.strip()])  # no escapes here
+                ok = self.logins[-1] == [b"carol", self.PASSWORD]
+                conn.sendall(tag + (b" OK [CAPABILITY IMAP4rev1] Logged in\r\n" if ok else b" NO Bad\r\n"))
+            elif verb.upper() == b"LOGOUT":
+                conn.sendall(b"* BYE bye\r\n" + tag + b" OK done\r\n")
+                return
+            else:
+                conn.sendall(tag + b" OK done\r\n")
+
+
+class PlainImap4rev1Test(unittest.TestCase):
+    def test_an_8bit_password_goes_as_a_synchronising_literal(self):
+        # It used to be refused as "no way to send these credentials": NO [UNAVAILABLE] for ever.
+        fake = PlainImap4rev1()
+        self.addCleanup(fake.stop)
+        g = Gatehouse({"listeners": [listener("imap", require_tls_for_auth=False)],
+                       "backends": [{"name": "A", "address": "127.0.0.1", "ports": {"imap": fake.port}}]},
+                      users=[user("carol", "pässwörd", "A")])
+        self.addCleanup(g.cleanup)
+        g.start()
+        c = g.client("imap")
+        self.addCleanup(c.close)
+        c.greeting()
+        password = PlainImap4rev1.PASSWORD
+        _, tagged = c.exchange(b"a LOGIN carol {%d+}\r\n" % len(password) + password + b"\r\n", "a")
+        self.assertTrue(tagged.startswith(b"a OK"), (tagged, fake.logins))
+        self.assertEqual(fake.logins, [[b"carol", password]])
+        _, tagged = c.exchange(b"n NOOP\r\n", "n")
+        self.assertEqual(tagged, b"n OK done")
 
 
 class BigFetchImap(ScriptedServer):
