@@ -7,6 +7,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "proxy/net/ip_address.h"
+
 namespace gatehouse {
 
 class ConnectionLimiter {
@@ -30,8 +32,9 @@ class ConnectionLimiter {
   // (and nothing taken) when that client is at its limit.
   bool acquireIp(const std::string& ip) {
     if (max_per_ip_ == 0) return true;  // the common case takes no lock
+    std::string key = canonicalIp(ip);  // one count for one client, however it is written
     std::lock_guard lock(mutex_);
-    size_t& count = per_ip_[ip];
+    size_t& count = per_ip_[key];
     if (count >= max_per_ip_) return false;
     ++count;
     return true;
@@ -41,8 +44,9 @@ class ConnectionLimiter {
   void release(const std::string& ip) {
     total_.fetch_sub(1, std::memory_order_relaxed);
     if (ip.empty() || max_per_ip_ == 0) return;
+    std::string key = canonicalIp(ip);
     std::lock_guard lock(mutex_);
-    auto it = per_ip_.find(ip);
+    auto it = per_ip_.find(key);
     if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
   }
 

@@ -26,6 +26,21 @@ inline std::optional<std::string> ipAddressBytes(const std::string& text) {
   return std::nullopt;
 }
 
+// One spelling per address, for counting by address: an IPv4 peer seen through a dual-stack
+// socket or a PROXY header as "::ffff:192.0.2.1" is "192.0.2.1", and "0::1" is "::1". Text that
+// is no address literal is returned as it is.
+inline std::string canonicalIp(const std::string& text) {
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, text.c_str(), &v6) != 1) return text;
+  char out[INET6_ADDRSTRLEN] = {};
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    if (inet_ntop(AF_INET, &v6.s6_addr[12], out, sizeof out) != nullptr) return out;
+  } else if (inet_ntop(AF_INET6, &v6, out, sizeof out) != nullptr) {
+    return out;
+  }
+  return text;
+}
+
 // `ip`:`port` as a socket address, for the literals ipAddressBytes() accepts (which is what the
 // configuration allows); nullopt for anything else.
 inline std::optional<sockaddr_storage> socketAddress(const std::string& ip, uint16_t port) {

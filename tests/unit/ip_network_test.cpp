@@ -65,5 +65,20 @@ TEST_CASE("connection limiter: a client known only after its PROXY header", "[ip
   CHECK(limiter.total() == 2);
 }
 
+TEST_CASE("connection limiter: one client, however its address is written", "[ip_network]") {
+  ConnectionLimiter limiter(10, 1);
+  CHECK(limiter.acquire("192.0.2.1"));
+  CHECK_FALSE(limiter.acquire("::ffff:192.0.2.1"));  // a dual-stack listener, a TCP6 PROXY header
+  CHECK_FALSE(limiter.acquire("0:0:0:0:0:FFFF:192.0.2.1"));
+  CHECK(limiter.acquire("2001:db8::1"));
+  CHECK_FALSE(limiter.acquire("2001:0db8:0:0::1"));
+  limiter.release("::ffff:192.0.2.1");  // the same slot, whichever spelling gives it back
+  CHECK(limiter.acquire("192.0.2.1"));
+  CHECK(canonicalIp("::ffff:10.1.2.3") == "10.1.2.3");
+  CHECK(canonicalIp("::1") == "::1");
+  CHECK(canonicalIp("192.0.2.7") == "192.0.2.7");
+  CHECK(canonicalIp("not an address") == "not an address");
+}
+
 }  // namespace
 }  // namespace gatehouse
