@@ -116,6 +116,10 @@ void ImapBackendLogin::onCapabilityLine(const imap::Response& r) {
     noteCapabilities(r.text);
     return;
   }
+  if (state_ == State::PostCapability && r.kind == imap::ResponseKind::Untagged && isAlert(r)) {
+    noteAlert(r);  // sent after the login's OK, before the answer to our CAPABILITY
+    return;
+  }
   if (r.kind != imap::ResponseKind::Tagged) return;
   if (r.status != imap::ResponseStatus::Ok || capabilities_.empty()) {
     fail(BackendFailure::Unavailable, "back-end CAPABILITY failed");
@@ -126,6 +130,12 @@ void ImapBackendLogin::onCapabilityLine(const imap::Response& r) {
   } else {
     sendLogin();
   }
+}
+
+void ImapBackendLogin::noteAlert(const imap::Response& r) {
+  // Meant for the user's eyes (RFC 3501 7.1: the client must show it), e.g. a quota warning.
+  noteForClient(
+      alertLine(r.status == imap::ResponseStatus::No ? "* NO [ALERT] " : "* OK [ALERT] ", r.text));
 }
 
 void ImapBackendLogin::noteCapabilities(const std::string& list) {
@@ -216,9 +226,7 @@ void ImapBackendLogin::onLoginAnswer(const imap::Response& r) {
     return;
   }
   if (r.kind == imap::ResponseKind::Untagged && isAlert(r)) {
-    // Meant for the user's eyes (RFC 3501 7.1: the client must show it), e.g. a quota warning.
-    noteForClient(alertLine(
-        r.status == imap::ResponseStatus::No ? "* NO [ALERT] " : "* OK [ALERT] ", r.text));
+    noteAlert(r);
     return;
   }
   if (r.kind != imap::ResponseKind::Tagged || r.tag != "L") return;  // ID's answer and data

@@ -40,6 +40,7 @@ class ImapBackendLogin final : public BackendLogin {
   // command up to the first literal's "{n}\r\n" first, each later part after a "+".
   std::deque<Secret> loginWithLiterals() const;
   void noteCapabilities(const std::string& list);
+  void noteAlert(const imap::Response& r);
 
   State state_ = State::Greeting;
   std::string capabilities_;

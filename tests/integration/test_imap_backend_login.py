@@ -74,6 +74,18 @@ class ImapBackendLoginTest(unittest.TestCase):
         self.assertEqual(untagged, [b"* OK [ALERT] Mailbox 95% full"])
         self.assertTrue(tagged.startswith(b"a OK"), tagged)
 
+    def test_alert_after_an_ok_without_capabilities_reaches_the_client(self):
+        # The OK carries no CAPABILITY, so Gatehouse asks for it; the alert comes in between.
+        fake = FakeImap(PLAIN_IR, b"* CAPABILITY IMAP4rev1 IDLE\r\n",
+                        b"{tag} OK Logged in\r\n* OK [ALERT] Mailbox 95% full\r\n")
+        g = gatehouse_in_front_of(self, fake)
+        c = g.client("imap")
+        self.addCleanup(c.close)
+        c.greeting()
+        untagged, tagged = c.exchange(b"a LOGIN alice alice-pass\r\n", "a")
+        self.assertEqual(untagged, [b"* OK [ALERT] Mailbox 95% full"])
+        self.assertEqual(tagged, b"a OK [CAPABILITY IMAP4rev1 IDLE] Logged in.")
+
     def test_alert_in_a_refusal_is_shown_and_the_answer_stays_generic(self):
         _, (untagged, tagged) = self.login(PLAIN_IR, b"{tag} NO [ALERT] Account locked: call the help desk\r\n")
         self.assertEqual(untagged, [b"* NO [ALERT] Account locked: call the help desk"])
