@@ -58,7 +58,7 @@ LdapClient::LdapClient(uv_loop_t* loop, LdapConfig config, LdapRouteMapper mappe
       loop_, config_,
       LdapConnection::Events{
           [this](int msgid, LdapMessagePtr chain) { onSearchResult(msgid, std::move(chain)); },
-          [this](const std::string& reason) { searchFailed("connection lost: " + reason); }});
+          [this](const std::string& reason) { searchLost(reason); }});
   binds_.resize(config_.bind_connections);
   for (size_t i = 0; i < binds_.size(); ++i) {
     binds_[i].connection = std::make_unique<LdapConnection>(
@@ -152,6 +152,21 @@ void LdapClient::connectSearch() {
     preferred_uri_ = (preferred_uri_ + 1) % config_.uris.size();
     searchFailed("service bind timed out after " + std::to_string(config_.request_ms) + " ms");
   });
+}
+
+void LdapClient::searchLost(const std::string& reason) {
+  // A server that closes a connection it found idle (slapd's idletimeout, a firewall) is not down:
+  // one reconnect at once, and the logins arriving meanwhile wait for it instead of being told
+  // to come back later. A connection lost with searches on it, or while binding, is a failure.
+  if (search_state_ == SearchState::Ready && searches_.empty()) {
+    log::info("ldap search connection closed while idle, reconnecting",
+              {{"uri", search_->uri()}, {"reason", reason}});
+    search_->close();
+    search_state_ = SearchState::Down;
+    connectSearch();
+    return;
+  }
+  searchFailed("connection lost: " + reason);
 }
 
 void LdapClient::searchFailed(const std::string& reason) {

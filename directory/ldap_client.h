@@ -59,6 +59,7 @@ class LdapClient {
 
   void connectSearch();
   bool openAny(LdapConnection& connection, std::string& error);
+  void searchLost(const std::string& reason);
   void searchFailed(const std::string& reason);
   void onSearchResult(int msgid, LdapMessagePtr chain);
   void onServiceBind(LdapMessagePtr chain);

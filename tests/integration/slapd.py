@@ -57,11 +57,12 @@ _BASE_ENTRIES = [
 class Slapd:
     """slapd on 127.0.0.1:<free port> with the base entries plus `ldif_entries` (LDIF strings)."""
 
-    def __init__(self, ldif_entries=(), port=None, tls=False, root=None, database_conf=""):
+    def __init__(self, ldif_entries=(), port=None, tls=False, root=None, database_conf="", global_conf=""):
         """tls=True: a self-signed certificate for 127.0.0.1 (self.cert, its own CA), StartTLS on the
         ldap:// port and an ldaps:// listener on self.ldaps_port. database_conf: slapd.conf lines for
-        the database section (limits, say)."""
+        the database section (limits, say); global_conf: lines for the global section (idletimeout)."""
         self.database_conf = database_conf
+        self.global_conf = global_conf
         self.root = root or tempfile.mkdtemp(prefix="gh-slapd-")
         os.makedirs(self.root, exist_ok=True)
         self.cert = self.key = None
@@ -101,7 +102,8 @@ class Slapd:
         tls = f"TLSCertificateFile {self.cert}\nTLSCertificateKeyFile {self.key}\n" if self.cert else ""
         with open(self.conf, "w") as f:
             f.write(f"""# slapd for a Gatehouse integration test (tests/integration/slapd.py)
-{tls}include  /etc/ldap/schema/core.schema
+{tls}{self.global_conf}
+include  /etc/ldap/schema/core.schema
 include  /etc/ldap/schema/cosine.schema
 include  /etc/ldap/schema/inetorgperson.schema
 include  /etc/ldap/schema/misc.schema

@@ -269,6 +269,19 @@ class LdapOutageTest(LdapTestCase):
         self.A.wait_log(r"Login: user=<alice>", since)
         self.assertNotIn("user=<twin", self.A.log_text(since))
 
+    def test_an_idle_connection_closed_by_slapd_is_reopened_without_refusing_logins(self):
+        # slapd's idletimeout closes the idle search connection: not an outage. It used to put the
+        # directory into its reconnect backoff, refusing every login in it with NO [UNAVAILABLE].
+        ldap = Slapd(entries(), global_conf="idletimeout 1")
+        self.addCleanup(ldap.cleanup)
+        ldap.start()
+        g = self.new_gatehouse(ldap_directory(ldap, reconnect_backoff_ms={"min": 5000, "max": 5000}))
+        self.assert_lands_on(g, "alice", "on-A")
+        # slapd checks idle connections every few seconds; Gatehouse logs the close when it sees it.
+        g.wait_log(lambda l: l.get("msg", "").startswith("ldap search connection"), timeout=30,
+                   what="the idle close")
+        self.assert_lands_on(g, "bob", "on-B")
+
     def test_slapd_down_at_start_is_a_temporary_failure(self):
         ldap = Slapd(entries())
         self.addCleanup(ldap.cleanup)
