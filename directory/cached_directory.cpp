@@ -82,6 +82,7 @@ struct CachedDirectory::Store {
     std::vector<AuthReply> joiners;  // answered by posts to theirs
     std::unique_ptr<PendingAuth> inner;  // the flight's, not the leader's: it may leave first
     TimePoint started;
+    size_t waiters = 1;  // leader and joiners still holding their handles; at 0, `inner` goes
   };
 
   Store(const DirectoryCacheConfig& config, Clock clock_fn)
@@ -200,24 +201,52 @@ struct CachedDirectory::Store {
 
   // Joins the flight for `flight_key` if one is young enough (then `reply` is taken and null is
   // returned), else registers and returns a new one led by `reply`, for the caller to start.
-  std::shared_ptr<Flight> joinOrLead(const std::string& flight_key, AuthReply& reply) {
+  // Joins the flight for `flight_key` if one is young enough (then `reply` is taken and `led` is
+  // false), else registers a new one led by `reply`, for the caller to start. Either way the
+  // caller is one of the flight's waiters until it calls leave().
+  std::shared_ptr<Flight> joinOrLead(const std::string& flight_key, AuthReply& reply, bool& led) {
     TimePoint now = clock();
     std::lock_guard lock(mutex);
     auto [it, fresh] = flights.try_emplace(flight_key);
-    if (!fresh && now - it->second->started < kMaxFlightAge) {
+    led = fresh || now - it->second->started >= kMaxFlightAge;
+    if (!led) {
       it->second->joiners.push_back(std::move(reply));
+      ++it->second->waiters;
       ++coalesced;
-      return nullptr;
+      return it->second;
     }
     it->second = std::make_shared<Flight>(Flight{std::move(reply), {}, nullptr, now});
     return it->second;
   }
 
-  // The flight's answer is in: it leaves the table (unless a younger one replaced it already).
-  void land(const std::string& flight_key, const std::shared_ptr<Flight>& flight) {
+  void start(const std::shared_ptr<Flight>& flight, std::unique_ptr<PendingAuth> inner) {
+    std::lock_guard lock(mutex);
+    flight->inner = std::move(inner);
+  }
+
+  // The flight's answer is in: it leaves the table (unless a younger one replaced it already),
+  // and hands back the inner directory's handle, which is done with.
+  std::unique_ptr<PendingAuth> land(const std::string& flight_key,
+                                    const std::shared_ptr<Flight>& flight) {
     std::lock_guard lock(mutex);
     auto it = flights.find(flight_key);
     if (it != flights.end() && it->second == flight) flights.erase(it);
+    return std::move(flight->inner);
+  }
+
+  // A waiter's handle is gone (its client left). When nobody waits any more the look-up is
+  // cancelled: a client that sends a password and resets must not leave the directory (or a
+  // static directory's hash threads) working for it, beyond what its connection slot allows.
+  void leave(const std::string& flight_key, const std::shared_ptr<Flight>& flight) {
+    std::unique_ptr<PendingAuth> cancelled;
+    {
+      std::lock_guard lock(mutex);
+      if (--flight->waiters != 0) return;
+      auto it = flights.find(flight_key);
+      if (it != flights.end() && it->second == flight) flights.erase(it);
+      cancelled = std::move(flight->inner);
+    }
+    // Destroyed outside the lock: it cancels the inner directory's request.
   }
 
   std::list<Entry>& listOf(const Entry& entry) {
@@ -278,6 +307,25 @@ struct CachedDirectory::Store {
   std::atomic<uint64_t> malformed{0};
 };
 
+// What a login that missed the cache holds: its own reply's handle, and a place among the
+// flight's waiters, given up when it is destroyed.
+class CachedDirectory::FlightHandle : public PendingAuth {
+ public:
+  FlightHandle(std::unique_ptr<PendingAuth> reply, std::shared_ptr<Store> store, std::string key)
+      : reply_(std::move(reply)), store_(std::move(store)), key_(std::move(key)) {}
+  ~FlightHandle() override {
+    reply_.reset();  // first: no answer reaches the caller from here on
+    if (flight) store_->leave(key_, flight);
+  }
+
+  std::shared_ptr<Store::Flight> flight;
+
+ private:
+  std::unique_ptr<PendingAuth> reply_;
+  std::shared_ptr<Store> store_;
+  std::string key_;
+};
+
 CachedDirectory::CachedDirectory(std::shared_ptr<Directory> inner,
                                  const LoginNormalizationConfig& login,
                                  const DirectoryCacheConfig& cache, Clock clock)
@@ -324,15 +372,17 @@ std::unique_ptr<PendingAuth> CachedDirectory::authenticate(std::shared_ptr<LoopM
   flight_key += '\0';
   flight_key.append(password_mac.begin(), password_mac.end());
   AuthReply reply(reply_to, std::move(done));
-  std::unique_ptr<PendingAuth> handle = reply.handle();
-  std::shared_ptr<Store::Flight> flight = store_->joinOrLead(flight_key, reply);
-  if (!flight) return handle;  // another login with these credentials is being looked up
+  auto handle = std::make_unique<FlightHandle>(reply.handle(), store_, flight_key);
+  bool led = false;
+  std::shared_ptr<Store::Flight> flight = store_->joinOrLead(flight_key, reply, led);
+  handle->flight = flight;
+  if (!led) return handle;  // another login with these credentials is being looked up
 
   // The inner directory answers on the leader's loop, never inside this call (so the flight's
   // `inner` is set before), and never after that handle is destroyed.
   auto on_answer = [store = store_, key = std::move(key), password_mac,
                     flight_key = std::move(flight_key), flight](AuthResult result) {
-    store->land(flight_key, flight);
+    auto inner = store->land(flight_key, flight);  // the directory is done with it
     if (result.status == AuthStatus::TempFail) {
       if (auto stale = store->stale(key, password_mac)) {
         auto age = std::chrono::duration_cast<std::chrono::seconds>(stale->second);
@@ -346,12 +396,12 @@ std::unique_ptr<PendingAuth> CachedDirectory::authenticate(std::shared_ptr<LoopM
     } else {
       store->record(key, password_mac, result);
     }
-    // Landed: nobody joins any more, and only this loop touches the flight from here on.
-    auto inner = std::move(flight->inner);  // the directory is done with it; freed on return
+    // Landed: nobody joins any more, and only this loop touches the replies from here on.
     for (AuthReply& joiner : flight->joiners) joiner.send(result);
     flight->leader.deliverHere(std::move(result));
   };
-  flight->inner = inner_->authenticate(std::move(reply_to), std::move(credentials), on_answer);
+  store_->start(flight,
+                inner_->authenticate(std::move(reply_to), std::move(credentials), on_answer));
   return handle;
 }
 

@@ -50,6 +50,7 @@ class CachedDirectory : public Directory {
 
  private:
   struct Store;
+  class FlightHandle;
 
   std::unique_ptr<PendingAuth> deliverNow(const std::shared_ptr<LoopMailbox>& reply_to,
                                           AuthResult result, AuthCallback done);

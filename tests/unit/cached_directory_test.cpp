@@ -44,6 +44,7 @@ class FakeDirectory : public Directory {
     ++calls;
     AuthResult result = answer(c);
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    handles.push_back(cancelled);
     auto deliver = [cancelled, done = std::move(done), result = std::move(result)]() mutable {
       if (!cancelled->load()) done(std::move(result));
     };
@@ -54,6 +55,15 @@ class FakeDirectory : public Directory {
     }
     return std::make_unique<Pending>(cancelled);
   }
+
+  // How many of the requests made so far had their handle destroyed (cancelled, or answered and
+  // done).
+  int handlesGone() const {
+    int n = 0;
+    for (const auto& flag : handles) n += flag->load() ? 1 : 0;
+    return n;
+  }
+  std::vector<std::shared_ptr<std::atomic<bool>>> handles;
 
   // Posts the answers held so far.
   void release() {
@@ -448,6 +458,30 @@ TEST_CASE("cache: the first login leaving does not cancel the look-up the others
   CHECK_FALSE(leader.has_value());
   CHECK_FALSE(leaver.has_value());
   CHECK(f.inner->calls == 1);
+}
+
+TEST_CASE("cache: a look-up that nobody waits for any more is cancelled", "[cache]") {
+  // A client may send a password and reset at once: the directory (or a static directory's hash
+  // threads) must not go on working for it after its connection slot is free.
+  Fixture f;
+  f.inner->hold = true;
+  std::optional<AuthResult> first, second;
+  auto a = f.start("alice", "wrong-1", first);
+  auto b = f.start("alice", "wrong-1", second);  // joins
+  CHECK(f.inner->calls == 1);
+  a.reset();
+  CHECK(f.inner->handlesGone() == 0);  // the joiner still waits
+  b.reset();
+  CHECK(f.inner->handlesGone() == 1);  // cancelled
+  // The flight is gone too: the same credentials start a new look-up, and it is answered.
+  std::optional<AuthResult> third;
+  auto c = f.start("alice", "wrong-1", third);
+  CHECK(f.inner->calls == 2);
+  f.inner->release();
+  REQUIRE(f.loop.runUntil([&] { return third.has_value(); }));
+  CHECK(third->status == AuthStatus::Denied);
+  CHECK_FALSE(first.has_value());
+  CHECK_FALSE(second.has_value());
 }
 
 TEST_CASE("cache: a look-up unanswered for a minute is not joined", "[cache]") {
