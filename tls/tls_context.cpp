@@ -310,7 +310,9 @@ std::shared_ptr<const ClientTlsContext> ClientTlsContext::create(
       ERR_clear_error();
       return nullptr;
     }
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    // Names from subjectAltName only (RFC 9525 6.3), never the subject's CN.
+    X509_VERIFY_PARAM_set_hostflags(
+        param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   } else {
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);

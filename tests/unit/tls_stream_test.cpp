@@ -55,7 +55,11 @@ class TestPki {
         "; leaf a mail.example.com DNS:mail.example.com"
         "; leaf b '*.example.org' 'DNS:*.example.org'"
         "; leaf c special.example.org DNS:special.example.org"
-        "; leaf ip 127.0.0.1 IP:127.0.0.1";
+        "; leaf ip 127.0.0.1 IP:127.0.0.1"
+        "; openssl req $ec -keyout cn.key -out cn.csr -subj '/CN=cn-only.example.com'"
+        "; printf 'basicConstraints=CA:FALSE\\n' >cn.ext"
+        "; openssl x509 -req -in cn.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+        " -out cn.pem -days 2 -extfile cn.ext";
     REQUIRE(std::system(script.c_str()) == 0);
   }
   ~TestPki() {
@@ -366,6 +370,18 @@ TEST_CASE("tls: back-end certificate verification", "[tls]") {
     TlsPair wrong(clientSsl("", true), serverContext()->newSsl());
     wrong.run();
     CHECK(wrong.client_events.error.rfind("tls: certificate verify failed: ", 0) == 0);
+  }
+  SECTION("a name only in the subject's CN, not in a subjectAltName") {
+    // RFC 9525 6.3: the CN is not a reference identifier; a CA that also signs client or
+    // e-mail certificates could have put a back-end's name there.
+    std::string error;
+    auto server = ServerTlsContext::create({TestPki::get().cert("cn", {"cn-only.example.com"})},
+                                           "imap", nullptr, error);
+    REQUIRE(server != nullptr);
+    TlsPair p(clientSsl("cn-only.example.com", true), server->newSsl());
+    p.run();
+    CHECK_FALSE(p.client->handshakeDone());
+    CHECK(p.client_events.error == "tls: certificate verify failed: Hostname mismatch");
   }
   SECTION("no verification") {
     TlsPair p(clientSsl("wrong.example.com", false), serverContext()->newSsl());
