@@ -49,7 +49,8 @@ LdapClient::LdapClient(uv_loop_t* loop, LdapConfig config, LdapRouteMapper mappe
       config_(std::move(config)),
       mapper_(std::move(mapper)),
       search_timer_(loop),
-      backoff_ms_(config_.reconnect_min_ms) {
+      backoff_ms_(config_.reconnect_min_ms),
+      bind_open_backoff_ms_(config_.reconnect_min_ms) {
   for (const std::string* name : {&config_.attributes.backend, &config_.attributes.login,
                                   &config_.attributes.protocols, &config_.attributes.disabled}) {
     if (!name->empty()) attribute_names_.push_back(*name);
@@ -95,6 +96,7 @@ void LdapClient::submit(Credentials credentials, AuthReply reply) {
   uint64_t id = next_id_++;
   auto request = std::make_unique<Request>(loop_, std::move(credentials), std::move(reply));
   request->timer.start(config_.request_ms, [this, id] { onTimeout(id); });
+  request->deadline = uv_now(loop_) + config_.request_ms;
   requests_.emplace(id, std::move(request));
   search_queue_.push_back(id);
   pumpSearches();
@@ -313,21 +315,51 @@ void LdapClient::onSearchResult(int msgid, LdapMessagePtr chain) {
 }
 
 void LdapClient::pumpBinds() {
-  for (size_t i = 0; i < binds_.size() && !bind_queue_.empty(); ++i) {
-    if (binds_[i].request != 0) continue;
-    while (!bind_queue_.empty()) {
-      uint64_t id = bind_queue_.front();
-      bind_queue_.pop_front();
-      Request* request = find(id, Phase::QueuedBind);
-      if (request == nullptr) continue;
-      if (request->reply.cancelled()) {
-        requests_.erase(id);
-        continue;
+  // Connections already open first: opening one blocks this thread (connect, StartTLS, bounded
+  // by the watchdog) and with it every other request's answer and timer.
+  for (bool open : {true, false}) {
+    for (size_t i = 0; i < binds_.size() && !bind_queue_.empty(); ++i) {
+      BindSlot& slot = binds_[i];
+      if (slot.request != 0 || slot.connection->isOpen() != open) continue;
+      if (!open && uv_now(loop_) < bind_open_retry_at_) break;  // the last open failed
+      while (!bind_queue_.empty()) {
+        uint64_t id = bind_queue_.front();
+        bind_queue_.pop_front();
+        Request* request = find(id, Phase::QueuedBind);
+        if (request == nullptr) continue;
+        if (request->reply.cancelled()) {
+          requests_.erase(id);
+          continue;
+        }
+        // Its timer cannot fire while an earlier open blocked the loop: time is read afresh.
+        uv_update_time(loop_);
+        if (uv_now(loop_) >= request->deadline) {
+          finish(id, result(AuthStatus::TempFail, "directory did not answer within " +
+                                                      std::to_string(config_.request_ms) + " ms"));
+          continue;
+        }
+        if (sendBind(i, *request)) {
+          binds_[i].request = id;
+          if (!open) bind_open_backoff_ms_ = config_.reconnect_min_ms;
+          break;
+        }
+        finish(id, result(AuthStatus::TempFail, "directory unavailable for the password check"));
+        if (!slot.connection->isOpen()) {
+          // One failed open per backoff: the next requests wait for a connection that is open,
+          // or are told at once when there is none.
+          bind_open_retry_at_ = uv_now(loop_) + bind_open_backoff_ms_;
+          bind_open_backoff_ms_ = std::min(config_.reconnect_max_ms, bind_open_backoff_ms_ * 2);
+          break;
+        }
       }
-      if (sendBind(i, *request)) {
-        binds_[i].request = id;
-        break;
-      }
+    }
+  }
+  if (bind_queue_.empty() || uv_now(loop_) >= bind_open_retry_at_) return;
+  bool any_open = false;
+  for (const BindSlot& slot : binds_) any_open = any_open || slot.connection->isOpen();
+  if (any_open) return;  // they wait for it, within their deadline
+  for (uint64_t id : std::exchange(bind_queue_, {})) {
+    if (find(id, Phase::QueuedBind) != nullptr) {
       finish(id, result(AuthStatus::TempFail, "directory unavailable for the password check"));
     }
   }
@@ -396,6 +428,15 @@ void LdapClient::onBindLost(size_t slot_index, const std::string& reason) {
 
 void LdapClient::onTimeout(uint64_t id) {
   auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  // Its answer may be waiting unread: libuv runs timers before polling, and a blocking open may
+  // have held the loop past the deadline. An answer that came in time is taken, not discarded.
+  if (it->second->phase == Phase::Binding) {
+    binds_[it->second->slot].connection->collect();
+  } else if (it->second->phase == Phase::Searching) {
+    search_->collect();
+  }
+  it = requests_.find(id);
   if (it == requests_.end()) return;
   Request& request = *it->second;
   std::string reason =

@@ -46,8 +46,9 @@ class LdapClient {
     Timer timer;  // the whole authentication's deadline (request_ms)
     Phase phase = Phase::QueuedSearch;
     int msgid = -1;
-    size_t slot = 0;       // Binding: index into binds_
-    uint64_t sent_at = 0;  // Searching: loop time the search was sent
+    size_t slot = 0;        // Binding: index into binds_
+    uint64_t sent_at = 0;   // Searching: loop time the search was sent
+    uint64_t deadline = 0;  // loop time the timer fires
     LdapEntry entry;
   };
 
@@ -93,6 +94,8 @@ class LdapClient {
   std::unordered_map<int, uint64_t> searches_;  // msgid -> request id
 
   std::vector<BindSlot> binds_;
+  uint64_t bind_open_retry_at_ = 0;  // loop time before which no closed bind slot is opened
+  unsigned bind_open_backoff_ms_;    // doubles with each failed open, as the search's
 };
 
 }  // namespace gatehouse

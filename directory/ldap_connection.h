@@ -43,6 +43,9 @@ class LdapConnection {
   // Loop time (ms) of the last message received: a request sent after it and not answered in
   // request_ms means the server stopped answering altogether, not just this one request.
   uint64_t lastActivity() const { return last_activity_; }
+  // Delivers the results already received, as a readable socket does. For a timer that may run
+  // late (after something blocked the loop) and before the I/O of its loop turn.
+  void collect() { drain(); }
 
  private:
   static void onPoll(uv_poll_t* handle, int status, int events);
