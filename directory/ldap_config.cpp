@@ -234,7 +234,8 @@ std::optional<std::string> LdapReader::readFile(const ObjectReader& reader, std:
     return std::nullopt;
   }
   // Read to see that it can be; it may be the bind password, which is read again into a Secret.
-  OPENSSL_cleanse(text->data(), text->size());
+  std::string& content = *text;
+  OPENSSL_cleanse(content.data(), content.size());
   normalised_[normalised_key] = absolute;
   return absolute;
 }
